@@ -1,0 +1,179 @@
+"""The contract every CRM dialect fulfils; the tap and the target only talk to this.
+
+A dialect holds everything about one API: settings, auth, endpoints, paging, error
+mapping, native record -> ``PhoneRecord``, and ``PhoneRecord`` -> create/update body.
+"""
+
+from __future__ import annotations
+
+import abc
+import typing as t
+from dataclasses import dataclass
+
+from crmphones.phones import canonical_phone_type, normalize
+from crmphones.records import PHONE_RECORD_SCHEMA, PhoneRecord
+
+if t.TYPE_CHECKING:
+    import datetime
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+    from singer_sdk import typing as th
+
+    from crmphones.http import ApiClient
+
+__all__ = ["Dialect", "Owner", "StreamSpec", "WriteResult"]
+
+
+class Owner(t.NamedTuple):
+    """Who a phone belongs to, with whatever a nested API needs to address it."""
+
+    parent_type: str
+    parent_id: str
+    ancestor_type: str | None = None
+    ancestor_id: str | None = None
+
+    @classmethod
+    def of(cls, phone: PhoneRecord) -> Owner:
+        """The owner of a phone record."""
+        return cls(phone.parent_type, phone.parent_id, phone.ancestor_type, phone.ancestor_id)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    """One stream a dialect can read."""
+
+    #: Singer stream name, e.g. ``phone_numbers``.
+    name: str
+    #: The stream's JSON schema.
+    schema: dict[str, t.Any]
+    #: Field bookmarked for incremental reads, or None for FULL_TABLE.
+    replication_key: str | None = None
+    #: True for streams of canonical phone records (the rest are parents).
+    is_phone_stream: bool = True
+    #: Whether records arrive sorted by the replication key (resumable mid-stream).
+    is_sorted: bool = True
+    key_properties: tuple[str, ...] = ("id",)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The destination's answer to a create: the new id, or why the record was refused."""
+
+    destination_id: str | None = None
+    rejected: str | None = None
+
+
+class Dialect(abc.ABC):
+    """Base of the four dialects. Subclasses set the class attributes and fill the verbs."""
+
+    #: Registry name, the value of the ``provider`` setting.
+    name: t.ClassVar[str]
+    #: Human name for messages.
+    title: t.ClassVar[str]
+    #: The production base URL.
+    default_api_url: t.ClassVar[str]
+    #: The dialect's own settings (credentials), merged into the tap's and target's.
+    settings: t.ClassVar[tuple[th.Property, ...]]
+    #: The streams it can read.
+    streams: t.ClassVar[tuple[StreamSpec, ...]]
+    #: ``parent_type`` of the phones it writes.
+    parent_types: t.ClassVar[tuple[str, ...]]
+
+    def __init__(self, config: Mapping[str, t.Any]) -> None:
+        """Bind the dialect to one account.
+
+        Args:
+            config: The plugin's settings.
+        """
+        self.config = config
+        self.api_url = str(config.get("api_url") or self.default_api_url).rstrip("/")
+        self.default_region = str(config.get("default_region") or "US").upper()
+        self.page_size = int(config.get("page_size") or 0) or None
+        self.client = self.build_client()
+
+    def close(self) -> None:
+        """Release connections."""
+        self.client.close()
+
+    # -- shared helpers ---------------------------------------------------------------
+
+    def phone_record(  # noqa: PLR0913
+        self,
+        native: dict[str, t.Any],
+        *,
+        id: str | int | None,  # noqa: A002 - the canonical field's name
+        owner: Owner,
+        number: str | None,
+        extension: str | int | None = None,
+        label: str | None = None,
+        region_hint: str | None = None,
+        is_primary: bool | None = None,
+        created_at: str | None = None,
+        updated_at: str | None = None,
+    ) -> PhoneRecord:
+        """Build a canonical record from a native one, normalizing the number."""
+        normalized = normalize(
+            number, extension, region_hint=region_hint, default_region=self.default_region
+        )
+        return PhoneRecord(
+            id=None if id is None else str(id),
+            provider=self.name,
+            parent_type=owner.parent_type,
+            parent_id=owner.parent_id,
+            number=number,
+            e164=normalized.e164,
+            extension=normalized.extension,
+            region=normalized.region,
+            phone_type=canonical_phone_type(label, default=normalized.line_type or "other"),
+            label=label,
+            is_primary=is_primary,
+            is_valid=normalized.is_valid,
+            created_at=created_at,
+            updated_at=updated_at,
+            ancestor_type=owner.ancestor_type,
+            ancestor_id=owner.ancestor_id,
+            raw=native,
+        )
+
+    @staticmethod
+    def phone_schema() -> dict[str, t.Any]:
+        """The canonical schema, shared by every phone stream."""
+        return PHONE_RECORD_SCHEMA
+
+    # -- verbs ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def build_client(self) -> ApiClient:
+        """The HTTP client with this API's auth, headers and pacing."""
+
+    @abc.abstractmethod
+    def read(self, stream: str, since: datetime.datetime | None) -> Iterator[dict[str, t.Any]]:
+        """Yield the records of one stream updated at or after ``since``.
+
+        Phone streams yield ``PhoneRecord.to_dict()`` bodies.
+        """
+
+    @abc.abstractmethod
+    def current_phones(self, owners: Sequence[Owner]) -> Iterator[PhoneRecord]:
+        """Yield the destination's phones of the given owners, as canonical records."""
+
+    @abc.abstractmethod
+    def write_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
+        """Native attributes a write would set for a desired phone (None fields left out)."""
+
+    @abc.abstractmethod
+    def current_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
+        """The same native attributes as the destination holds them now."""
+
+    @abc.abstractmethod
+    def create(self, phone: PhoneRecord) -> WriteResult:
+        """Create one phone on its owner."""
+
+    def create_many(self, owner: Owner, phones: Sequence[PhoneRecord]) -> Iterable[WriteResult]:
+        """Create several phones of one owner; APIs with a batch create override this."""
+        del owner
+        return [self.create(phone) for phone in phones]
+
+    @abc.abstractmethod
+    def update(self, current: PhoneRecord, changes: dict[str, t.Any]) -> WriteResult:
+        """Send only ``changes`` (native attributes) to an existing phone."""

@@ -1,0 +1,223 @@
+"""Outreach API v2 (JSON:API): the ``phoneNumbers`` collection and its ``prospects``.
+
+Facts from ``shared/api/outreach.md`` (section numbers below refer to it):
+bearer auth (§2), media type ``application/vnd.api+json`` (§1), cursor pages via
+``page[size]`` and ``links.next`` (§5), ``filter[updatedAt]=a..inf`` + ``sort=updatedAt``
+for incremental reads (§6), ``filter[prospect][id]=1,2`` to list a prospect's numbers (§3),
+POST 201 / PATCH 200 with ``data.id`` matching the URL (§4), errors envelope (§7),
+10,000 requests/hour with ``X-RateLimit-*`` headers (§8).
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+import httpx
+from singer_sdk import typing as th
+
+from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
+from crmphones.errors import FatalRequestError
+from crmphones.http import ApiClient
+from crmphones.paging import follow_next_links
+
+if t.TYPE_CHECKING:
+    import datetime
+    from collections.abc import Iterator, Sequence
+
+    from crmphones.records import PhoneRecord
+
+__all__ = ["Outreach"]
+
+_MEDIA_TYPE = "application/vnd.api+json"
+_MAX_PAGE_SIZE = 1000  # §5, per third parties
+_OWNERS_PER_LISTING = 100  # prospect ids per filter[prospect][id] list, to keep URLs short
+# Outreach's phoneType vocabulary (§4); canonical types it lacks fall back to the nearest.
+_NATIVE_TYPES = {"mobile": "mobile", "work": "work", "home": "home", "voip": "voip",
+                 "other": "other", "fax": "other", "main": "work"}
+
+PROSPECT_SCHEMA = th.PropertiesList(
+    th.Property("id", th.StringType, required=True),
+    th.Property("provider", th.StringType, required=True),
+    th.Property("first_name", th.StringType(nullable=True)),
+    th.Property("last_name", th.StringType(nullable=True)),
+    th.Property("created_at", th.DateTimeType(nullable=True)),
+    th.Property("updated_at", th.DateTimeType(nullable=True)),
+    th.Property("phone_number_ids", th.ArrayType(th.StringType), required=True),
+    th.Property("raw", th.ObjectType(additional_properties=True, nullable=True)),
+).to_dict()
+
+
+class Outreach(Dialect):
+    """Outreach prospects' phone numbers."""
+
+    name = "outreach"
+    title = "Outreach"
+    default_api_url = "https://api.outreach.io/api/v2"
+    parent_types = ("prospect",)
+    settings = (
+        th.Property(
+            "access_token", th.StringType, secret=True, title="Access token",
+            description="Outreach OAuth access token (Bearer). Required for the outreach provider.",
+        ),
+    )
+    streams = (
+        StreamSpec("phone_numbers", Dialect.phone_schema(), replication_key="updated_at"),
+        StreamSpec("prospects", PROSPECT_SCHEMA, replication_key="updated_at",
+                   is_phone_stream=False),
+    )
+
+    def build_client(self) -> ApiClient:
+        """Bearer auth and the JSON:API media type on every request."""
+        token = str(self.config.get("access_token") or "")
+        return ApiClient(
+            self.api_url,
+            api_name=self.title,
+            auth_hint="the `access_token` setting (an Outreach OAuth token with phoneNumbers scopes)",
+            headers={"Authorization": f"Bearer {token}", "Accept": _MEDIA_TYPE},
+            secrets=[token],
+        )
+
+    # -- read -------------------------------------------------------------------------
+
+    def read(self, stream: str, since: datetime.datetime | None) -> Iterator[dict[str, t.Any]]:
+        """Page through a collection in ``updatedAt`` order from ``since``."""
+        params = {"page[size]": str(min(self.page_size or _MAX_PAGE_SIZE, _MAX_PAGE_SIZE)),
+                  "sort": "updatedAt", "count": "false"}
+        if since is not None:
+            params["filter[updatedAt]"] = f"{_iso(since)}..inf"
+        path = {"phone_numbers": "phoneNumbers", "prospects": "prospects"}[stream]
+        for resource in follow_next_links(self._get_page, path, params):
+            if stream == "phone_numbers":
+                yield self.to_phone_record(resource).to_dict()
+            else:
+                yield self.to_prospect(resource)
+
+    def _get_page(self, url: str, params: dict[str, str] | None) -> dict[str, t.Any]:
+        response = self.client.request("GET", url, params=params)
+        return _document(response, self.title)
+
+    def to_phone_record(self, resource: dict[str, t.Any]) -> PhoneRecord:
+        """JSON:API ``phoneNumber`` resource -> canonical record."""
+        attrs = resource.get("attributes") or {}
+        prospect = ((resource.get("relationships") or {}).get("prospect") or {}).get("data")
+        order = attrs.get("order")
+        return self.phone_record(
+            resource,
+            id=resource.get("id"),
+            owner=Owner("prospect", str(prospect["id"]) if prospect else ""),
+            number=attrs.get("number") or attrs.get("rawNumber"),
+            extension=attrs.get("extension"),
+            label=attrs.get("phoneType"),
+            region_hint=attrs.get("countryCode"),
+            is_primary=None if order is None else order == 0,
+            created_at=attrs.get("createdAt"),
+            updated_at=attrs.get("updatedAt"),
+        )
+
+    def to_prospect(self, resource: dict[str, t.Any]) -> dict[str, t.Any]:
+        """JSON:API ``prospect`` resource -> parent record."""
+        attrs = resource.get("attributes") or {}
+        phones = ((resource.get("relationships") or {}).get("phoneNumbers") or {}).get("data")
+        return {
+            "id": str(resource["id"]),
+            "provider": self.name,
+            "first_name": attrs.get("firstName"),
+            "last_name": attrs.get("lastName"),
+            "created_at": attrs.get("createdAt"),
+            "updated_at": attrs.get("updatedAt"),
+            "phone_number_ids": [str(p["id"]) for p in phones or []],
+            "raw": resource,
+        }
+
+    # -- write ------------------------------------------------------------------------
+
+    def current_phones(self, owners: Sequence[Owner]) -> Iterator[PhoneRecord]:
+        """List the prospects' numbers, a hundred prospects per filtered listing."""
+        ids = sorted({o.parent_id for o in owners}, key=lambda i: (len(i), i))
+        for start in range(0, len(ids), _OWNERS_PER_LISTING):
+            chunk = ids[start : start + _OWNERS_PER_LISTING]
+            params = {"filter[prospect][id]": ",".join(chunk),
+                      "page[size]": str(_MAX_PAGE_SIZE), "count": "false"}
+            for resource in follow_next_links(self._get_page, "phoneNumbers", params):
+                yield self.to_phone_record(resource)
+
+    def write_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
+        """Only ``phoneType`` is compared; number and extension are the phone's identity."""
+        if phone.phone_type is None:
+            return {}
+        return {"phoneType": _NATIVE_TYPES.get(phone.phone_type, "other")}
+
+    def current_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
+        """``phoneType`` as Outreach holds it."""
+        return {"phoneType": (phone.raw.get("attributes") or {}).get("phoneType")}
+
+    def create(self, phone: PhoneRecord) -> WriteResult:
+        """POST /phoneNumbers with the prospect relationship (§4)."""
+        if not phone.parent_id.isdigit():
+            return WriteResult(rejected=f"Outreach prospect ids are integers, got {phone.parent_id!r}")
+        attributes = {
+            "number": phone.e164,
+            "extension": phone.extension,
+            "countryCode": phone.region,
+            "rawNumber": phone.number,
+            **self.write_attributes(phone),
+        }
+        body = {"data": {
+            "type": "phoneNumber",
+            "attributes": attributes,
+            "relationships": {"prospect": {"data": {"type": "prospect",
+                                                    "id": int(phone.parent_id)}}},
+        }}
+        response = self._send("POST", "phoneNumbers", body)
+        if response.status_code == 201:
+            return WriteResult(destination_id=str(_document(response, self.title)["data"]["id"]))
+        return WriteResult(rejected=_error_text(response))
+
+    def update(self, current: PhoneRecord, changes: dict[str, t.Any]) -> WriteResult:
+        """PATCH /phoneNumbers/{id} with only the changed attributes (§4)."""
+        body = {"data": {"type": "phoneNumber", "id": int(current.id or 0), "attributes": changes}}
+        response = self._send("PATCH", f"phoneNumbers/{current.id}", body)
+        if response.status_code == 200:
+            return WriteResult(destination_id=current.id)
+        return WriteResult(rejected=_error_text(response))
+
+    def _send(self, method: str, path: str, body: dict[str, t.Any]) -> httpx.Response:
+        response = self.client.request(
+            method, path, content=json.dumps(body).encode(),
+            headers={"Content-Type": _MEDIA_TYPE},
+        )
+        if response.status_code in (400, 404, 415, 422):
+            return response
+        _document(response, self.title)  # raises on anything unexpected
+        return response
+
+
+def _iso(when: datetime.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def _document(response: httpx.Response, api: str) -> dict[str, t.Any]:
+    """Decode a JSON:API document, turning an unexpected status into a clear error."""
+    if response.status_code >= 400:  # noqa: PLR2004
+        msg = f"{api} answered {response.status_code}: {_error_text(response)}"
+        raise FatalRequestError(msg, response.status_code)
+    try:
+        return t.cast("dict[str, t.Any]", response.json())
+    except ValueError:
+        msg = f"{api} answered {response.status_code} with a body that is not JSON"
+        raise FatalRequestError(msg, response.status_code) from None
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The API's own words from a JSON:API errors envelope (§7)."""
+    try:
+        errors = response.json().get("errors") or []
+    except (ValueError, AttributeError):
+        return f"HTTP {response.status_code}"
+    parts = []
+    for error in errors:
+        pointer = (error.get("source") or {}).get("pointer")
+        text = error.get("detail") or error.get("details") or error.get("title") or error.get("id")
+        parts.append(f"{pointer}: {text}" if pointer else str(text))
+    return f"HTTP {response.status_code}: " + "; ".join(parts) if parts else f"HTTP {response.status_code}"

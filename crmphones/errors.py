@@ -1,0 +1,62 @@
+"""Errors, organised by what the caller should do.
+
+::
+
+    CRMPhonesError
+    ├── ConfigError (ConfigValidationError)   fix a setting, then rerun
+    ├── AuthError (FatalAPIError)             stop now: the credential is wrong (401/403)
+    ├── FatalRequestError (FatalAPIError)     stop now: the API refused in a way retrying won't fix
+    ├── TransientError (RetriableAPIError)    retry with backoff (429, 5xx, transport)
+    └── RecordRejected                        not a failure: the record goes to rejects with a reason
+
+Messages are built before ``raise`` and never contain secrets: the HTTP layer redacts
+URLs and never quotes headers.
+"""
+
+from __future__ import annotations
+
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
+
+__all__ = [
+    "AuthError",
+    "CRMPhonesError",
+    "ConfigError",
+    "FatalRequestError",
+    "RecordRejected",
+    "TransientError",
+]
+
+
+class CRMPhonesError(Exception):
+    """Base of every error raised by crmphones."""
+
+
+class ConfigError(CRMPhonesError, ConfigValidationError):
+    """A setting is missing or wrong; the message names it."""
+
+
+class AuthError(CRMPhonesError, FatalAPIError):
+    """The API refused the credential (401) or the permission (403): stop at once."""
+
+
+class FatalRequestError(CRMPhonesError, FatalAPIError):
+    """The API refused a request in a way that retrying will not fix."""
+
+    def __init__(self, message: str, status: int | None = None, body: object = None) -> None:
+        """Keep the status and the decoded body for the caller to classify."""
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class TransientError(CRMPhonesError, RetriableAPIError):
+    """A failure worth retrying: throttling, a 5xx, a dropped connection, a timeout."""
+
+
+class RecordRejected(CRMPhonesError):
+    """A record that must not be sent (again): it is recorded with its reason."""
+
+    def __init__(self, reason: str) -> None:
+        """Store the reason, which lands in the rejects table."""
+        super().__init__(reason)
+        self.reason = reason

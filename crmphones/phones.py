@@ -1,0 +1,146 @@
+"""Phone-number normalization: one place where phonenumbers is called.
+
+>>> n = normalize("+1 514-987-6543 x12")
+>>> (n.e164, n.extension, n.region, n.is_valid)
+('+15149876543', '12', 'CA', True)
+>>> normalize("(202) 555-0143 ext. 7", default_region="US").e164
+'+12025550143'
+>>> normalize("call me").reason
+'not a phone number: call me'
+>>> canonical_phone_type("Cell")
+'mobile'
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
+
+__all__ = ["PHONE_TYPES", "NormalizedNumber", "canonical_phone_type", "normalize"]
+
+#: The canonical phone types every dialect maps to and from.
+PHONE_TYPES = ("mobile", "work", "home", "fax", "main", "voip", "other")
+
+# Words people and CRMs use for each canonical type; matched on whole lower-cased words.
+_TYPE_WORDS = {
+    "mobile": ("mobile", "cell", "cellular", "cellphone", "portable", "sms", "iphone", "cel"),
+    "work": ("work", "office", "business", "bureau", "direct", "company", "travail"),
+    "home": ("home", "house", "personal", "residence", "maison", "domicile"),
+    "fax": ("fax", "facsimile", "telecopieur"),
+    "main": ("main", "primary", "switchboard", "reception", "general", "hq", "headquarters"),
+    "voip": ("voip", "skype", "sip"),
+    "other": ("other",),
+}
+_WORD_TO_TYPE = {word: kind for kind, words in _TYPE_WORDS.items() for word in words}
+_MAX_RAW_LENGTH = 64  # longer strings are never phone numbers; refuse before parsing
+_DIGITS = re.compile(r"\d+")
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedNumber:
+    """What phonenumbers makes of a raw string."""
+
+    #: E.164 form (``+15145550142``), or None when the number is not valid.
+    e164: str | None
+    #: Extension digits, from the string (``x12``, ``ext. 12``) or the explicit field.
+    extension: str | None
+    #: ISO 3166 alpha-2 region of the number per libphonenumber, or None.
+    region: str | None
+    #: True when libphonenumber considers the number valid.
+    is_valid: bool
+    #: Why the number is not valid (None when it is).
+    reason: str | None = None
+    #: libphonenumber's line type mapped to a canonical type, when it knows it.
+    line_type: str | None = None
+
+
+_LINE_TYPES = {
+    PhoneNumberType.MOBILE: "mobile",
+    PhoneNumberType.VOIP: "voip",
+    PhoneNumberType.FIXED_LINE: None,  # could be work or home: the label decides
+}
+
+
+def normalize(
+    raw: str | None,
+    extension: str | int | None = None,
+    *,
+    region_hint: str | None = None,
+    default_region: str = "US",
+) -> NormalizedNumber:
+    """Parse a number as a person typed it.
+
+    Args:
+        raw: The number as stored in the source (may hold an extension).
+        extension: An extension held in a separate field; wins over one in ``raw``.
+        region_hint: The record's own country (e.g. Outreach ``countryCode``).
+        default_region: Region assumed for national numbers without a hint.
+
+    Returns:
+        The normalized number; ``is_valid`` False with a ``reason`` when it is not one.
+    """
+    ext = _clean_extension(extension)
+    return _normalize_cached(
+        (raw or "").strip(), ext, (region_hint or "").upper() or None, default_region.upper()
+    )
+
+
+@functools.lru_cache(maxsize=200_000)
+def _normalize_cached(
+    raw: str, extension: str | None, region_hint: str | None, default_region: str
+) -> NormalizedNumber:
+    # Each distinct raw string is parsed once: phonenumbers is the CPU cost of the target.
+    if not raw:
+        return NormalizedNumber(None, extension, None, False, "empty number")
+    if len(raw) > _MAX_RAW_LENGTH:
+        return NormalizedNumber(None, extension, None, False, "number too long to be a phone")
+    region = region_hint if region_hint in phonenumbers.SUPPORTED_REGIONS else default_region
+    try:
+        parsed = phonenumbers.parse(raw, region)
+    except NumberParseException:
+        return NormalizedNumber(None, extension, None, False, f"not a phone number: {raw}")
+    ext = extension or parsed.extension or None
+    if not phonenumbers.is_valid_number(parsed):
+        return NormalizedNumber(
+            None, ext, phonenumbers.region_code_for_number(parsed), False,
+            f"invalid number for its region: {raw}",
+        )
+    return NormalizedNumber(
+        e164=phonenumbers.format_number(parsed, PhoneNumberFormat.E164),
+        extension=ext,
+        region=phonenumbers.region_code_for_number(parsed),
+        is_valid=True,
+        line_type=_LINE_TYPES.get(phonenumbers.number_type(parsed)),
+    )
+
+
+def _clean_extension(extension: str | int | None) -> str | None:
+    if extension is None:
+        return None
+    digits = "".join(_DIGITS.findall(str(extension)))
+    return digits or None
+
+
+def canonical_phone_type(label: str | None, default: str = "other") -> str:
+    """Map a CRM's own type or label text to a canonical type.
+
+    Args:
+        label: The source's text (``Cell``, ``Office``, ``Fax line``...).
+        default: The type when no word is recognized.
+
+    Returns:
+        One of ``PHONE_TYPES``.
+    """
+    if not label:
+        return default
+    lowered = label.strip().lower()
+    if lowered in _WORD_TO_TYPE:
+        return _WORD_TO_TYPE[lowered]
+    for word in re.split(r"[^a-z]+", lowered):
+        if word in _WORD_TO_TYPE:
+            return _WORD_TO_TYPE[word]
+    return default

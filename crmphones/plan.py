@@ -1,0 +1,79 @@
+"""Planning: the phones a load wants vs the phones the destination holds.
+
+A phone is identified on its owner by E.164 + extension. A wanted phone the owner lacks
+is created; one it has is updated with only the attributes that differ; the rest is left
+alone. Phones the destination holds and the input does not mention are never touched.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass, field
+
+from crmphones.dialects.base import Owner
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from crmphones.dialects.base import Dialect
+    from crmphones.records import PhoneRecord
+
+__all__ = ["PlannedWrite", "phone_key", "plan_writes"]
+
+PhoneKey = tuple[Owner, str, str]
+
+
+def phone_key(phone: PhoneRecord) -> PhoneKey | None:
+    """Owner + E.164 + extension, or None for a phone that is not a valid number."""
+    if not phone.e164:
+        return None
+    return Owner.of(phone), phone.e164, phone.extension or ""
+
+
+@dataclass(slots=True)
+class PlannedWrite:
+    """What to do for one wanted phone."""
+
+    #: The input record's sequence number in the run.
+    seq: int
+    #: ``create``, ``update`` or ``unchanged``.
+    action: str
+    #: The phone as the input wants it.
+    wanted: PhoneRecord
+    #: The destination's phone it matched, if any.
+    current: PhoneRecord | None = None
+    #: Native attributes to send on an update.
+    changes: dict[str, t.Any] = field(default_factory=dict)
+
+
+def plan_writes(
+    wanted: Sequence[tuple[int, PhoneRecord]],
+    current: Iterable[PhoneRecord],
+    dialect: Dialect,
+) -> list[PlannedWrite]:
+    """Plan one write (or none) per wanted phone.
+
+    Args:
+        wanted: (seq, phone) pairs, already de-duplicated by ``phone_key``.
+        current: The destination's phones of the same owners.
+        dialect: Knows which native attributes a write sets.
+
+    Returns:
+        One ``PlannedWrite`` per wanted phone, in input order.
+    """
+    held: dict[PhoneKey, PhoneRecord] = {}
+    for phone in current:
+        key = phone_key(phone)
+        if key is not None:
+            held.setdefault(key, phone)  # the destination's own duplicates: match the first
+    plans = []
+    for seq, phone in wanted:
+        key = phone_key(phone)
+        match = held.get(key) if key else None
+        if match is None:
+            plans.append(PlannedWrite(seq, "create", phone))
+            continue
+        have = dialect.current_attributes(match)
+        changes = {k: v for k, v in dialect.write_attributes(phone).items() if have.get(k) != v}
+        plans.append(PlannedWrite(seq, "update" if changes else "unchanged", phone, match, changes))
+    return plans

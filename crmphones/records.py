@@ -1,0 +1,103 @@
+"""The canonical phone record: what every phone stream emits and what the target accepts.
+
+The schema is defined once here; the tap declares it on every phone stream and the
+target checks incoming records against the fields it needs.
+"""
+
+from __future__ import annotations
+
+import enum
+import typing as t
+from dataclasses import asdict, dataclass, field
+
+from singer_sdk import typing as th
+
+from crmphones.phones import PHONE_TYPES
+
+__all__ = ["PARENT_TYPES", "PHONE_RECORD_SCHEMA", "Outcome", "PhoneRecord"]
+
+#: Owners a phone can hang off, across the four dialects.
+PARENT_TYPES = ("prospect", "lead", "organization", "location", "opportunity", "client")
+
+
+class Outcome(str, enum.Enum):
+    """What became of one input record; every record ends in exactly one."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    MERGED = "merged"  # a duplicate of a later record in the same load
+    REJECTED = "rejected"
+
+
+@dataclass(slots=True)
+class PhoneRecord:
+    """One phone number, in the shape shared by every dialect."""
+
+    #: The phone's id in the source CRM (string whatever the API's type).
+    id: str | None
+    #: Dialect name (``outreach``, ``activix``, ``onedegree``, ``ticketevolution``).
+    provider: str
+    #: Kind of owner, one of ``PARENT_TYPES``.
+    parent_type: str
+    #: The owner's id in the source CRM.
+    parent_id: str
+    #: The number as stored in the source, untouched.
+    number: str | None
+    #: E.164 form, or None when the number is not valid.
+    e164: str | None = None
+    #: Extension digits.
+    extension: str | None = None
+    #: ISO 3166 alpha-2 region per libphonenumber.
+    region: str | None = None
+    #: Canonical type, one of ``PHONE_TYPES``.
+    phone_type: str | None = "other"
+    #: The source's own type or label text.
+    label: str | None = None
+    is_primary: bool | None = None
+    is_valid: bool = False
+    created_at: str | None = None
+    updated_at: str | None = None
+    #: Kind and id of the owner's own owner, for APIs that nest (a location's organization).
+    ancestor_type: str | None = None
+    ancestor_id: str | None = None
+    #: The native record as received.
+    raw: dict[str, t.Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, t.Any]:
+        """Return the record as a Singer RECORD body."""
+        return asdict(self)
+
+
+def _nullable_string(name: str, description: str, **kwargs: t.Any) -> th.Property:
+    return th.Property(name, th.StringType(nullable=True, **kwargs), description=description)
+
+
+PHONE_RECORD_SCHEMA: dict[str, t.Any] = th.PropertiesList(
+    th.Property("id", th.StringType(nullable=True), description="Phone id in the source CRM"),
+    th.Property("provider", th.StringType, required=True, description="Source dialect"),
+    th.Property(
+        "parent_type", th.StringType(allowed_values=list(PARENT_TYPES)), required=True,
+        description="Kind of owner",
+    ),
+    th.Property("parent_id", th.StringType, required=True, description="Owner id in the source"),
+    _nullable_string("number", "The number as stored in the source"),
+    _nullable_string("e164", "E.164 form; null when not a valid number"),
+    _nullable_string("extension", "Extension digits"),
+    _nullable_string("region", "ISO 3166 alpha-2 region per libphonenumber"),
+    th.Property(
+        "phone_type", th.StringType(allowed_values=list(PHONE_TYPES)), required=True,
+        description="Canonical type",
+    ),
+    _nullable_string("label", "The source's own type or label text"),
+    th.Property("is_primary", th.BooleanType(nullable=True), description="Primary number flag"),
+    th.Property("is_valid", th.BooleanType, required=True, description="Valid per libphonenumber"),
+    th.Property("created_at", th.DateTimeType(nullable=True), description="Created in the source"),
+    th.Property("updated_at", th.DateTimeType(nullable=True), description="Updated in the source"),
+    _nullable_string("ancestor_type", "Kind of the owner's owner, for nested APIs"),
+    _nullable_string("ancestor_id", "Id of the owner's owner, for nested APIs"),
+    th.Property(
+        "raw", th.ObjectType(additional_properties=True, nullable=True),
+        description="The native record as received",
+    ),
+).to_dict()

@@ -1,0 +1,48 @@
+"""tap-crmphones: the Singer tap class. Settings here; everything about an API in its dialect."""
+
+from __future__ import annotations
+
+import typing as t
+from functools import cached_property
+
+from singer_sdk import Tap
+from singer_sdk import typing as th
+
+from crmphones.settings import common_settings, dialect_for
+from tap_crmphones.streams import DialectStream
+
+if t.TYPE_CHECKING:
+    from crmphones.dialects.base import Dialect
+
+
+class TapCRMPhones(Tap):
+    """Extract phone numbers (and their owners) from a CRM's REST API."""
+
+    name = "tap-crmphones"
+    package_name = "crmphones"
+
+    config_jsonschema = th.PropertiesList(
+        *common_settings(),
+        th.Property(
+            "start_date", th.DateTimeType,
+            description="Read records updated at or after this time on the first run "
+            "(later runs resume from the state's bookmark).",
+        ),
+        th.Property(
+            "page_size", th.IntegerType,
+            description="Records per page; defaults to the API's largest documented page.",
+        ),
+    ).to_dict()
+
+    @cached_property
+    def dialect(self) -> Dialect:
+        """The configured CRM dialect, bound to the account."""
+        return dialect_for(self.config)
+
+    def discover_streams(self) -> list[DialectStream]:
+        """One stream per spec of the configured dialect."""
+        return [DialectStream(self, self.dialect, spec) for spec in self.dialect.streams]
+
+
+if __name__ == "__main__":
+    TapCRMPhones.cli()

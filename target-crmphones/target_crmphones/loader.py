@@ -1,0 +1,279 @@
+"""One load into one CRM account: normalize -> stage -> de-duplicate -> diff -> write -> account.
+
+Each step is one method. The sinks hand batches of (seq, stream, record) here; every
+record ends in exactly one outcome recorded in the staging ledger:
+``received = created + updated + unchanged + merged + rejected``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import typing as t
+import uuid
+from collections import defaultdict
+
+from crmphones.dialects.base import Owner, WriteResult
+from crmphones.errors import FatalRequestError, TransientError
+from crmphones.http import AmbiguousWriteError
+from crmphones.phones import PHONE_TYPES, canonical_phone_type, normalize
+from crmphones.plan import PlannedWrite, phone_key, plan_writes
+from crmphones.records import Outcome, PhoneRecord
+from target_crmphones.staging import Staging
+
+if t.TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from crmphones.dialects.base import Dialect
+
+__all__ = ["Load"]
+
+logger = logging.getLogger("target-crmphones")
+
+_MAX_CONSECUTIVE_TRANSIENT = 5  # past this the API is down, not flaky: stop the run
+_AMBIGUOUS_ATTEMPTS = 3
+_DRY_RUN_SAMPLE = 20
+
+OutcomeRow = tuple[int, str, "str | None", t.Any, "str | None"]
+
+
+class Load:
+    """The state of one target run against one destination account."""
+
+    def __init__(self, dialect: Dialect, staging_path: str, *, dry_run: bool) -> None:
+        """Open the ledger and register the run."""
+        self.dialect = dialect
+        self.dry_run = dry_run
+        self.run_id = uuid.uuid4().hex
+        self.staging = Staging(staging_path, self.run_id)
+        self.staging.start_run(dialect.name, dry_run=dry_run)
+        self._seq = itertools.count(1)
+        self._consecutive_transient = 0
+        self._dry_run_shown = 0
+
+    def next_seq(self) -> int:
+        """The sequence number of the next input record in this run."""
+        return next(self._seq)
+
+    # -- the recipe -------------------------------------------------------------------
+
+    def load_batch(self, batch: Sequence[tuple[int, str, dict[str, t.Any]]]) -> None:
+        """Take one batch of (seq, stream, record) from receipt to recorded outcome."""
+        if not batch:
+            return
+        rows = [self.normalize(seq, stream, record) for seq, stream, record in batch]
+        self.staging.stage(rows)
+        outcomes: list[OutcomeRow] = [
+            (row["seq"], Outcome.REJECTED.value, None, None, row["reject_reason"])
+            for row in rows if row["reject_reason"]
+        ]
+        winners, merged = self.staging.winners_and_merged(batch[0][0], batch[-1][0])
+        outcomes += [(seq, Outcome.MERGED.value, None, None, "duplicate of a later record")
+                     for seq in merged]
+        wanted = [(row["seq"], _wanted_phone(self.dialect.name, row)) for row in winners]
+        plans = self.diff(wanted)
+        self.staging.record_outcomes(outcomes)
+        self.write(plans)
+
+    def normalize(self, seq: int, stream: str, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Check and normalize one input record into a staged row (with a reason if rejected)."""
+        row: dict[str, t.Any] = dict.fromkeys(
+            ("source_id", "parent_type", "parent_id", "ancestor_type", "ancestor_id", "number",
+             "e164", "extension", "region", "phone_type", "label", "is_primary", "reject_reason"))
+        row.update(run_id=self.run_id, seq=seq, stream=stream,
+                   record=json.dumps(record, default=str, ensure_ascii=False))
+        try:
+            row.update(self._read_fields(record))
+        except ValueError as exc:
+            row["reject_reason"] = str(exc)
+            return row
+        number = normalize(row["e164"] or row["number"], row["extension"],
+                           region_hint=row["region"], default_region=self.dialect.default_region)
+        row.update(e164=number.e164, extension=number.extension, region=number.region)
+        if not number.is_valid:
+            row["reject_reason"] = number.reason
+        return row
+
+    def _read_fields(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        """The canonical fields the target needs, type-checked; ValueError says what is wrong."""
+        if not isinstance(record, dict):
+            msg = "record is not a JSON object"
+            raise ValueError(msg)  # noqa: TRY004 - a reason for the rejects table
+        fields = {name: _text(record, name) for name in (
+            "parent_id", "parent_type", "ancestor_type", "ancestor_id", "number", "e164",
+            "extension", "region", "phone_type", "label")}
+        fields["source_id"] = _text(record, "id")
+        if not fields["parent_id"]:
+            msg = "missing parent_id"
+            raise ValueError(msg)
+        if not (fields["number"] or fields["e164"]):
+            msg = "missing number (or e164)"
+            raise ValueError(msg)
+        parent_types = self.dialect.parent_types
+        fields["parent_type"] = fields["parent_type"] or parent_types[0]
+        if fields["parent_type"] not in parent_types:
+            msg = (f"parent_type {fields['parent_type']!r} cannot be written to "
+                   f"{self.dialect.title} (accepts: {', '.join(parent_types)})")
+            raise ValueError(msg)
+        kind = fields["phone_type"]
+        if kind not in PHONE_TYPES:
+            text = kind or fields["label"]
+            fields["phone_type"] = canonical_phone_type(text) if text else None
+        primary = record.get("is_primary")
+        if primary is not None and not isinstance(primary, bool):
+            msg = "is_primary must be a boolean"
+            raise ValueError(msg)
+        fields["is_primary"] = primary
+        return fields
+
+    def diff(self, wanted: Sequence[tuple[int, PhoneRecord]]) -> list[PlannedWrite]:
+        """Compare with the destination's phones of the owners this batch touches."""
+        if not wanted:
+            return []
+        owners = sorted({Owner.of(phone) for _, phone in wanted})
+        current = list(self.dialect.current_phones(owners))
+        return plan_writes(wanted, current, self.dialect)
+
+    def write(self, plans: Sequence[PlannedWrite]) -> None:
+        """Carry out the plan (or show it, in dry run), recording each outcome."""
+        unchanged = [(p.seq, Outcome.UNCHANGED.value, p.current.id if p.current else None,
+                      None, None) for p in plans if p.action == "unchanged"]
+        self.staging.record_outcomes(unchanged)
+        if self.dry_run:
+            self._show_plan(plans)
+            return
+        creates: dict[Owner, list[PlannedWrite]] = defaultdict(list)
+        for plan in plans:
+            if plan.action == "create":
+                creates[Owner.of(plan.wanted)].append(plan)
+            elif plan.action == "update":
+                assert plan.current is not None  # noqa: S101 - set by plan_writes for updates
+                result = self._guard(lambda p=plan: self.dialect.update(p.current, p.changes))
+                self._record(plan, result, Outcome.UPDATED)
+        for owner, group in creates.items():
+            results = self._create(owner, group)
+            for plan, result in zip(group, results, strict=True):
+                self._record(plan, result, Outcome.CREATED)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _create(self, owner: Owner, group: list[PlannedWrite]) -> list[WriteResult]:
+        """Create an owner's new phones; when a response is lost, look before resending."""
+        pending = list(range(len(group)))
+        results: list[WriteResult | None] = [None] * len(group)
+        for _attempt in range(_AMBIGUOUS_ATTEMPTS):
+            try:
+                answers = self._guard(lambda: list(self.dialect.create_many(
+                    owner, [group[i].wanted for i in pending])))
+            except AmbiguousWriteError as exc:
+                logger.warning("%s; checking the destination before resending", exc)
+                pending = self._still_missing(owner, group, pending, results)
+                if not pending:
+                    break
+                continue
+            if isinstance(answers, WriteResult):  # _guard turned a failure into a reject
+                answers = [answers] * len(pending)
+            for index, answer in zip(pending, answers, strict=True):
+                results[index] = answer
+            pending = []
+            break
+        for index in pending:
+            results[index] = WriteResult(rejected="create outcome unknown after retries; "
+                                                  "will be checked on the next run")
+        return [r if r is not None else WriteResult(rejected="no answer") for r in results]
+
+    def _still_missing(self, owner: Owner, group: list[PlannedWrite], pending: list[int],
+                       results: list[WriteResult | None]) -> list[int]:
+        held = {phone_key(p): p for p in self.dialect.current_phones([owner])}
+        missing = []
+        for index in pending:
+            found = held.get(phone_key(group[index].wanted))
+            if found is not None:
+                results[index] = WriteResult(destination_id=found.id)
+            else:
+                missing.append(index)
+        return missing
+
+    def _guard(self, call: t.Callable[[], t.Any]) -> t.Any:
+        """Run one write; an exhausted retry becomes a reject, unless the API is down."""
+        try:
+            result = call()
+        except AmbiguousWriteError:
+            raise
+        except TransientError as exc:
+            self._consecutive_transient += 1
+            if self._consecutive_transient >= _MAX_CONSECUTIVE_TRANSIENT:
+                msg = f"{self.dialect.title} keeps failing ({exc}); stopping the run"
+                raise FatalRequestError(msg) from None
+            return WriteResult(rejected=f"transient: {exc}")
+        self._consecutive_transient = 0
+        return result
+
+    def _record(self, plan: PlannedWrite, result: WriteResult, success: Outcome) -> None:
+        if result.rejected:
+            row = (plan.seq, Outcome.REJECTED.value, None, plan.changes or None, result.rejected)
+        else:
+            row = (plan.seq, success.value, result.destination_id, plan.changes or None, None)
+        self.staging.record_outcomes([row])
+
+    def _show_plan(self, plans: Sequence[PlannedWrite]) -> None:
+        """Dry run: record what would be done, and log a sample a person can read."""
+        outcome = {"create": Outcome.CREATED, "update": Outcome.UPDATED}
+        rows = [(p.seq, outcome[p.action].value, p.current.id if p.current else None,
+                 p.changes or None, "dry run: planned, not sent")
+                for p in plans if p.action in outcome]
+        self.staging.record_outcomes(rows)
+        for plan in plans:
+            if plan.action == "unchanged" or self._dry_run_shown >= _DRY_RUN_SAMPLE:
+                continue
+            self._dry_run_shown += 1
+            target = f"phone {plan.current.id}" if plan.current else "new phone"
+            logger.info("dry run: would %s %s on %s %s: %s %s", plan.action, target,
+                        plan.wanted.parent_type, plan.wanted.parent_id, plan.wanted.e164,
+                        plan.changes or "")
+
+    def finish(self) -> dict[str, int]:
+        """Store and log the run's accounting; return the counts."""
+        counts = self.staging.finish_run()
+        verb = "planned" if self.dry_run else "done"
+        logger.info(
+            "crmphones run %s (%s, %s): received=%d created=%d updated=%d unchanged=%d "
+            "merged=%d rejected=%d", self.run_id, self.dialect.name, verb, counts["received"],
+            counts["created"], counts["updated"], counts["unchanged"], counts["merged"],
+            counts["rejected"],
+        )
+        for reason, count in self.staging.reject_reasons():
+            logger.info("  rejected %d: %s", count, reason)
+        accounted = sum(counts[k] for k in ("created", "updated", "unchanged", "merged",
+                                            "rejected"))
+        if accounted != counts["received"]:
+            logger.error("accounting mismatch: %d received, %d accounted for",
+                         counts["received"], accounted)
+        return counts
+
+    def close(self) -> None:
+        """Release the ledger and the HTTP client."""
+        self.staging.close()
+        self.dialect.close()
+
+
+def _text(record: dict[str, t.Any], name: str) -> str | None:
+    """A field as a string; numbers become strings (ids), other types are refused."""
+    value = record.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        msg = f"{name} must be a string, got {type(value).__name__}"
+        raise ValueError(msg)
+    return str(value).strip() or None
+
+
+def _wanted_phone(provider: str, row: dict[str, t.Any]) -> PhoneRecord:
+    return PhoneRecord(
+        id=None, provider=provider, parent_type=row["parent_type"], parent_id=row["parent_id"],
+        number=row["number"] or row["e164"], e164=row["e164"], extension=row["extension"],
+        region=row["region"], phone_type=row["phone_type"], label=row["label"],
+        is_primary=row["is_primary"], is_valid=True, ancestor_type=row["ancestor_type"],
+        ancestor_id=row["ancestor_id"],
+    )

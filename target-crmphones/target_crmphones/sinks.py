@@ -1,0 +1,34 @@
+"""The sink only batches records; ``Load`` does the work."""
+
+from __future__ import annotations
+
+import typing as t
+
+from singer_sdk.sinks import BatchSink
+
+if t.TYPE_CHECKING:
+    from target_crmphones.loader import Load
+
+
+class PhoneSink(BatchSink):
+    """Any stream of phone records, canonical or close to it."""
+
+    MAX_SIZE_DEFAULT = 10_000
+    #: Set by the target when it creates the sink.
+    load: Load
+
+    def get_validator(self) -> None:
+        """No schema validation: the loader checks the fields it needs and rejects the rest.
+
+        An upstream schema that disagrees with a record must cost that record, with a
+        reason in the rejects table, not the whole run.
+        """
+        return
+
+    def process_record(self, record: dict, context: dict) -> None:
+        """Number the record in arrival order and hold it for the batch."""
+        context.setdefault("records", []).append((self.load.next_seq(), self.stream_name, record))
+
+    def process_batch(self, context: dict) -> None:
+        """Hand the batch to the load."""
+        self.load.load_batch(context.get("records", []))

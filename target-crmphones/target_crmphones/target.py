@@ -1,0 +1,66 @@
+"""target-crmphones: the Singer target class. Settings here; the work is in ``Load``."""
+
+from __future__ import annotations
+
+import typing as t
+from functools import cached_property
+
+from singer_sdk import Target
+from singer_sdk import typing as th
+
+from crmphones.settings import common_settings, dialect_for
+from target_crmphones.loader import Load
+from target_crmphones.sinks import PhoneSink
+
+if t.TYPE_CHECKING:
+    from singer_sdk.sinks import Sink
+
+
+class TargetCRMPhones(Target):
+    """Write phone records to a CRM through its create and update endpoints."""
+
+    name = "target-crmphones"
+    package_name = "crmphones"
+    default_sink_class = PhoneSink
+    # One DuckDB connection and one rate budget per run: drain sinks one at a time.
+    max_parallelism = 1
+
+    config_jsonschema = th.PropertiesList(
+        *common_settings(),
+        th.Property(
+            "staging_path", th.StringType, default=".crmphones/staging.duckdb",
+            description="DuckDB file holding the staged records, outcomes, rejects and run "
+            "counts (created if missing).",
+        ),
+        th.Property(
+            "dry_run", th.BooleanType, default=False,
+            description="Compute, record and log the plan, but send no write to the CRM.",
+        ),
+    ).to_dict()
+
+    @cached_property
+    def load(self) -> Load:
+        """The run's load, opened on first use."""
+        return Load(
+            dialect_for(self.config),
+            self.config.get("staging_path") or ".crmphones/staging.duckdb",
+            dry_run=bool(self.config.get("dry_run")),
+        )
+
+    def add_sink(self, stream_name: str, schema: dict, key_properties: t.Sequence[str] | None = None
+                 ) -> Sink:
+        """Give each new sink the run's load."""
+        sink = super().add_sink(stream_name, schema, key_properties)
+        t.cast("PhoneSink", sink).load = self.load
+        return sink
+
+    def process_endofpipe(self) -> None:
+        """Drain, then store and log the run's accounting."""
+        super().process_endofpipe()
+        if "load" in self.__dict__:
+            self.load.finish()
+            self.load.close()
+
+
+if __name__ == "__main__":
+    TargetCRMPhones.cli()
