@@ -1,7 +1,7 @@
-"""Run the tap with ``python -m tap_crmphones``."""
+"""Run with ``python -m tap_crmphones``."""
 
 from __future__ import annotations
 
-from tap_crmphones.tap import TapCRMPhones
+from tap_crmphones.tap import main
 
-TapCRMPhones.cli()
+main()

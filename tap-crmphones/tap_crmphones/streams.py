@@ -9,24 +9,27 @@ from singer_sdk import Stream
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from singer_sdk import Tap
-
-    from crmphones.dialects.base import Dialect, StreamSpec
+    from crmphones.dialects.base import StreamSpec
+    from tap_crmphones.tap import TapCRMPhones
 
 
 class DialectStream(Stream):
     """One stream of one dialect, read over the dialect's httpx client."""
 
-    def __init__(self, tap: Tap, dialect: Dialect, spec: StreamSpec) -> None:
+    def __init__(self, tap: TapCRMPhones, spec: StreamSpec) -> None:
         """Bind the stream to its spec."""
-        self.dialect = dialect
+        self.crm_tap = tap
         self.spec = spec
         super().__init__(tap, schema=spec.schema, name=spec.name)
         self.primary_keys = list(spec.key_properties)
         self.replication_key = spec.replication_key
-        self.is_sorted = spec.is_sorted
+
+    @property
+    def is_sorted(self) -> bool:
+        """Whether records arrive in replication-key order, so state can advance mid-stream."""
+        return self.spec.is_sorted
 
     def get_records(self, context: dict | None) -> Iterable[dict[str, t.Any]]:
         """Yield records updated since the bookmark (or ``start_date``)."""
         since = self.get_starting_timestamp(context) if self.replication_key else None
-        return self.dialect.read(self.name, since)
+        return self.crm_tap.dialect.read(self.name, since)

@@ -8,6 +8,8 @@ from functools import cached_property
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
+from crmphones.cli import run_plugin
+from crmphones.dialects import get_dialect
 from crmphones.settings import common_settings, dialect_for
 from tap_crmphones.streams import DialectStream
 
@@ -40,9 +42,11 @@ class TapCRMPhones(Tap):
         return dialect_for(self.config)
 
     def discover_streams(self) -> list[DialectStream]:
-        """One stream per spec of the configured dialect."""
-        return [DialectStream(self, self.dialect, spec) for spec in self.dialect.streams]
+        """One stream per spec of the configured dialect (no credentials needed to discover)."""
+        specs = get_dialect(self.config.get("provider") or "outreach").streams
+        return [DialectStream(self, spec) for spec in specs]
 
 
-if __name__ == "__main__":
-    TapCRMPhones.cli()
+def main() -> None:
+    """Console entry point."""
+    run_plugin(TapCRMPhones)

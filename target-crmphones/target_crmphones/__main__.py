@@ -1,7 +1,7 @@
-"""Run the target with ``python -m target_crmphones``."""
+"""Run with ``python -m target_crmphones``."""
 
 from __future__ import annotations
 
-from target_crmphones.target import TargetCRMPhones
+from target_crmphones.target import main
 
-TargetCRMPhones.cli()
+main()

@@ -8,6 +8,7 @@ from functools import cached_property
 from singer_sdk import Target
 from singer_sdk import typing as th
 
+from crmphones.cli import run_plugin
 from crmphones.settings import common_settings, dialect_for
 from target_crmphones.loader import Load
 from target_crmphones.sinks import PhoneSink
@@ -62,5 +63,6 @@ class TargetCRMPhones(Target):
             self.load.close()
 
 
-if __name__ == "__main__":
-    TargetCRMPhones.cli()
+def main() -> None:
+    """Console entry point."""
+    run_plugin(TargetCRMPhones)

@@ -1,0 +1,60 @@
+"""Shared fixtures: emulators served over loopback, a clean environment, directory markers."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import typing as t
+
+import pytest
+
+from crmphones.emulator import EmulatorServer
+from crmphones.emulator.outreach import OutreachApp
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+SOURCE_TOKEN = "source-token-s3cr3t"
+DESTINATION_TOKEN = "destination-token-s3cr3t"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by directory, so `-m "not e2e"` gives the quick loop."""
+    for item in items:
+        if f"{os.sep}e2e{os.sep}" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proxies and plugin settings from the developer's shell must not leak into tests."""
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy") or name.startswith(("TAP_CRMPHONES", "TARGET_CRMPHONES")):
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def outreach_source() -> Iterator[EmulatorServer]:
+    """An Outreach account with 300 messy phone numbers on 150 prospects."""
+    with EmulatorServer(OutreachApp(records=300, parents=150, seed=7, token=SOURCE_TOKEN)) as server:
+        yield server
+
+
+@pytest.fixture
+def outreach_destination() -> Iterator[EmulatorServer]:
+    """An Outreach account with the same 150 prospects and no phone numbers yet."""
+    with EmulatorServer(OutreachApp(records=0, parents=150, seed=7, token=DESTINATION_TOKEN)
+                        ) as server:
+        yield server
+
+
+def outreach_config(server: EmulatorServer, token: str, **extra: t.Any) -> dict[str, t.Any]:
+    """Plugin settings pointing at an emulated Outreach account."""
+    return {"provider": "outreach", "api_url": f"{server.url}/api/v2", "access_token": token,
+            **extra}
+
+
+@pytest.fixture
+def staging_path(tmp_path: pathlib.Path) -> str:
+    """A fresh DuckDB staging file."""
+    return str(tmp_path / "staging.duckdb")

@@ -1,0 +1,111 @@
+"""tap-crmphones against an emulated Outreach account: the SDK's standard suite and ours."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+import typing as t
+
+import httpx
+
+from singer_sdk.testing import get_tap_test_class
+
+from crmphones.emulator import EmulatorServer
+from crmphones.emulator.outreach import OutreachApp
+from crmphones.phones import PHONE_TYPES
+from tap_crmphones.tap import TapCRMPhones
+from tests.conftest import SOURCE_TOKEN, outreach_config
+
+# The standard suite is built when the module is imported, so its emulator lives as long.
+_SUITE_SERVER = EmulatorServer(OutreachApp(records=120, parents=40, seed=3, token=SOURCE_TOKEN))
+_SUITE_SERVER.start()
+
+TestTapOutreachStandard = get_tap_test_class(
+    TapCRMPhones,
+    config=outreach_config(_SUITE_SERVER, SOURCE_TOKEN, start_date="2000-01-01T00:00:00Z"),
+)
+
+
+def _run_tap(config: dict[str, t.Any], state: dict[str, t.Any] | None = None
+             ) -> tuple[list[dict], list[dict]]:
+    """Sync every stream in-process; return (records of phone_numbers, state messages)."""
+    tap = TapCRMPhones(config=config, state=state, setup_mapper=True)
+    records, states = [], []
+
+    def capture(message: t.Any) -> None:
+        body = message.to_dict()
+        if body["type"] == "RECORD" and body["stream"] == "phone_numbers":
+            records.append(body["record"])
+        elif body["type"] == "STATE":
+            states.append(body["value"])
+
+    tap.write_message = capture  # type: ignore[method-assign]
+    tap.sync_all()
+    return records, states
+
+
+def test_every_phone_is_read_with_canonical_fields(outreach_source: EmulatorServer) -> None:
+    """Every phone of the account arrives once, normalized, with its native record kept."""
+    records, _ = _run_tap(outreach_config(outreach_source, SOURCE_TOKEN))
+    held = outreach_source.app.snapshot()["phoneNumbers"]
+    assert sorted(r["id"] for r in records) == sorted(str(p["id"]) for p in held)
+    by_id = {str(p["id"]): p for p in held}
+    for record in records:
+        native = by_id[record["id"]]
+        assert record["provider"] == "outreach"
+        assert record["parent_type"] == "prospect"
+        assert record["raw"]["attributes"] == native["attributes"]
+        assert record["phone_type"] in PHONE_TYPES
+        assert record["is_valid"] is (record["e164"] is not None)
+    valid = [r for r in records if r["is_valid"]]
+    assert valid, "the seeded account holds valid numbers"
+    assert all(r["e164"].startswith("+") for r in valid)
+    assert any(not r["is_valid"] for r in records), "the seeded account holds junk too"
+
+
+def test_incremental_resumes_from_bookmark(outreach_source: EmulatorServer) -> None:
+    """A second run from the saved state reads only what changed (plus the bookmark's ties)."""
+    config = outreach_config(outreach_source, SOURCE_TOKEN)
+    first, states = _run_tap(config)
+    bookmark = states[-1]["bookmarks"]["phone_numbers"]["replication_key_value"]
+    assert bookmark == max(r["updated_at"] for r in first)
+
+    second, _ = _run_tap(config, state=states[-1])
+    assert {r["updated_at"] for r in second} == {bookmark}  # only the inclusive boundary
+
+    # A change made after the first run is picked up.
+    phone = outreach_source.app.snapshot()["phoneNumbers"][0]
+    response = _patch(outreach_source, phone["id"], {"phoneType": "home"})
+    assert response == 200
+    third, _ = _run_tap(config, state=states[-1])
+    assert str(phone["id"]) in {r["id"] for r in third}
+
+
+def _patch(server: EmulatorServer, phone_id: int, attributes: dict[str, t.Any]) -> int:
+    body = {"data": {"type": "phoneNumber", "id": phone_id, "attributes": attributes}}
+    response = httpx.patch(
+        f"{server.url}/api/v2/phoneNumbers/{phone_id}", content=json.dumps(body),
+        headers={"Authorization": f"Bearer {SOURCE_TOKEN}",
+                 "Content-Type": "application/vnd.api+json"},
+    )
+    return response.status_code
+
+
+def test_bad_token_fails_fast_with_setting_name(
+    outreach_source: EmulatorServer, tmp_path: pathlib.Path
+) -> None:
+    """A wrong token stops the tap at once with one line naming the setting."""
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(outreach_config(outreach_source, "wrong-token")))
+    result = subprocess.run(
+        [sys.executable, "-m", "tap_crmphones", "--config", str(config_file)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 1
+    assert "check the `access_token` setting" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "wrong-token" not in result.stderr + result.stdout
+    requests = [r for r in outreach_source.requests if r.path.startswith("/api/v2")]
+    assert len(requests) == 1, "401 is not retried"

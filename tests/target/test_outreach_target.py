@@ -1,0 +1,155 @@
+"""target-crmphones writing to an emulated Outreach account."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import typing as t
+
+from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN, outreach_config
+from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record
+
+if t.TYPE_CHECKING:
+    import pathlib
+
+    from crmphones.emulator import EmulatorServer
+
+
+def _writes(server: EmulatorServer) -> list[str]:
+    return [f"{r.method} {r.path}" for r in server.requests if r.method in ("POST", "PATCH")]
+
+
+def _phones(server: EmulatorServer) -> list[dict[str, t.Any]]:
+    return server.app.snapshot()["phoneNumbers"]
+
+
+def _tap_output(server: EmulatorServer, tmp_path: pathlib.Path) -> list[str]:
+    config_file = tmp_path / "tap-config.json"
+    config_file.write_text(json.dumps(outreach_config(server, SOURCE_TOKEN)))
+    result = subprocess.run(
+        [sys.executable, "-m", "tap_crmphones", "--config", str(config_file)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )
+    return result.stdout.splitlines()
+
+
+def test_tap_to_target_round_trip(
+    outreach_source: EmulatorServer, outreach_destination: EmulatorServer,
+    target_runner: TargetRunner, staging_path: str, tmp_path: pathlib.Path,
+) -> None:
+    """Valid numbers land once on the same prospect; junk is rejected; a rerun writes nothing."""
+    lines = _tap_output(outreach_source, tmp_path)
+    config = outreach_config(outreach_destination, DESTINATION_TOKEN, staging_path=staging_path)
+    result = target_runner.run(config, lines)
+
+    source_records = [json.loads(x)["record"] for x in lines
+                      if json.loads(x)["type"] == "RECORD"
+                      and json.loads(x)["stream"] == "phone_numbers"]
+    valid = {(r["parent_id"], r["e164"], r["extension"] or "") for r in source_records
+             if r["is_valid"]}
+    written = _phones(outreach_destination)
+    written_keys = [
+        (str(p["relationships"]["prospect"]["data"]["id"]), p["attributes"]["number"],
+         p["attributes"]["extension"] or "")
+        for p in written
+    ]
+    assert sorted(written_keys) == sorted(valid), "each valid phone exactly once"
+    counts = last_run_counts(staging_path)
+    assert counts["received"] == len(source_records)
+    assert counts["created"] == len(valid)
+    assert counts["rejected"] == sum(1 for r in source_records if not r["is_valid"])
+    assert counts["created"] + counts["merged"] + counts["rejected"] == counts["received"]
+    assert "received=%d" % len(source_records) in result.stderr
+
+    # The same input again: everything is already there.
+    before = len(_writes(outreach_destination))
+    target_runner.run(config, lines)
+    assert len(_writes(outreach_destination)) == before
+    again = last_run_counts(staging_path)
+    assert again["created"] == again["updated"] == 0
+    assert again["unchanged"] == counts["created"]
+
+
+def test_messy_input_is_accounted_for(
+    outreach_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str
+) -> None:
+    """Duplicates merge (latest wins), bad records are rejected with reasons, nothing crashes."""
+    config = outreach_config(outreach_destination, DESTINATION_TOKEN, staging_path=staging_path)
+    messages = [
+        SCHEMA,
+        record(parent_id="1", number="(514) 987-6543", phone_type="work"),
+        record(parent_id=1, number="+1 514 987 6543", phone_type="mobile"),  # same phone, later
+        record(parent_id="1", number="514.987.6543 x12"),                    # other extension
+        record(parent_id="2", number="n/a"),
+        record(parent_id="2", number="+44 20 7946 0958", label="Cell"),
+        record(number="+1 514 987 6543"),                                    # no parent
+        record(parent_id="3", number={"not": "a string"}),
+        record(parent_id="3", number="514 987 6543", parent_type="lead"),
+        record(parent_id="99999", number="514 987 6543"),                    # unknown prospect
+        {"type": "STATE", "value": {"bookmarks": {"phones": {"at": 1}}}},
+    ]
+    result = target_runner.run(config, messages)
+    counts = last_run_counts(staging_path)
+    assert counts == {"received": 9, "created": 3, "updated": 0, "unchanged": 0, "merged": 1,
+                      "rejected": 5}
+    phones = {(str(p["relationships"]["prospect"]["data"]["id"]), p["attributes"]["number"],
+               p["attributes"]["extension"], p["attributes"]["phoneType"])
+              for p in _phones(outreach_destination)}
+    assert phones == {("1", "+15149876543", None, "mobile"), ("1", "+15149876543", "12", None),
+                      ("2", "+442079460958", None, "mobile")} or phones == {
+        ("1", "+15149876543", None, "mobile"), ("1", "+15149876543", "12", "other"),
+        ("2", "+442079460958", None, "mobile")}
+    reasons = dict(ledger(staging_path, "SELECT seq, reason FROM rejects"))
+    assert set(reasons) == {4, 6, 7, 8, 9}
+    assert reasons[4].startswith("not a phone number")
+    assert reasons[6] == "missing parent_id"
+    assert "number must be a string" in reasons[7]
+    assert "parent_type 'lead'" in reasons[8]
+    assert "HTTP 422" in reasons[9]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"bookmarks": {"phones": {"at": 1}}}
+
+
+def test_update_sends_only_the_changed_attribute(
+    outreach_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str
+) -> None:
+    """A phone already on the prospect with another type gets one PATCH of phoneType only."""
+    config = outreach_config(outreach_destination, DESTINATION_TOKEN, staging_path=staging_path)
+    target_runner.run(config, [SCHEMA, record(parent_id="5", number="+12025550143",
+                                              phone_type="home")])
+    target_runner.run(config, [SCHEMA, record(parent_id="5", number="(202) 555-0143",
+                                              phone_type="work")])
+    patches = [r for r in outreach_destination.requests if r.method == "PATCH"]
+    assert len(patches) == 1
+    assert last_run_counts(staging_path)["updated"] == 1
+    (phone,) = _phones(outreach_destination)
+    assert phone["attributes"]["phoneType"] == "work"
+    changes = ledger(staging_path, "SELECT changes FROM outcomes WHERE outcome = 'updated'")
+    assert json.loads(changes[0][0]) == {"phoneType": "work"}
+
+
+def test_dry_run_writes_nothing(
+    outreach_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str
+) -> None:
+    """dry_run plans and records, and the CRM sees no write."""
+    config = outreach_config(outreach_destination, DESTINATION_TOKEN, staging_path=staging_path,
+                             dry_run=True)
+    result = target_runner.run(config, [SCHEMA, record(parent_id="5", number="+12025550143")])
+    assert _writes(outreach_destination) == []
+    assert _phones(outreach_destination) == []
+    assert last_run_counts(staging_path)["created"] == 1
+    assert "would create" in result.stderr
+
+
+def test_bad_token_stops_at_once(
+    outreach_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str
+) -> None:
+    """401 stops the run with one line naming the setting, no traceback, no token echoed."""
+    config = outreach_config(outreach_destination, "not-the-token", staging_path=staging_path)
+    result = target_runner.run(config, [SCHEMA, record(parent_id="5", number="+12025550143")],
+                               check=False)
+    assert result.returncode == 1
+    assert "check the `access_token` setting" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "not-the-token" not in result.stderr + result.stdout
+    assert len(outreach_destination.requests) == 1

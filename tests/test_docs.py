@@ -1,0 +1,72 @@
+"""The docs and meltano.yml stay true to the code."""
+
+from __future__ import annotations
+
+import ast
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from crmphones.dialects import DIALECTS
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PLUGINS = {"tap-crmphones": "tap_crmphones", "target-crmphones": "target_crmphones"}
+# Settings every SDK plugin has; meltano.yml need not repeat them.
+_SDK_BUILTINS = {"stream_maps", "stream_map_config", "faker_config", "flattening_enabled",
+                 "flattening_max_depth", "add_record_metadata", "load_method",
+                 "batch_size_rows", "validate_records", "batch_config", "state_message_frequency"}
+
+
+def _about(module: str, fmt: str) -> str:
+    return subprocess.run([sys.executable, "-m", module, "--about", "--format", fmt],
+                          capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+@pytest.mark.parametrize(("plugin", "module"), PLUGINS.items())
+def test_readme_holds_the_generated_settings_table(plugin: str, module: str) -> None:
+    """README's settings tables are exactly what `--about --format=markdown` prints."""
+    generated = _about(module, "markdown")
+    table = [line for line in generated.splitlines() if line.startswith("|")]
+    readme = (ROOT / "README.md").read_text()
+    assert "\n".join(table) in readme, f"regenerate {plugin}'s settings table in README.md"
+
+
+@pytest.mark.parametrize(("plugin", "module"), PLUGINS.items())
+def test_meltano_yml_declares_every_setting(plugin: str, module: str) -> None:
+    """meltano.yml names every setting, and marks secret ones sensitive passwords."""
+    about = json.loads(_about(module, "json"))["settings"]["properties"]
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    kind = "extractors" if plugin.startswith("tap") else "loaders"
+    (declared,) = [p for p in project["plugins"][kind] if p["name"] == plugin]
+    settings = {s["name"]: s for s in declared["settings"]}
+    assert set(about) - _SDK_BUILTINS == set(settings)
+    for name, prop in about.items():
+        if prop.get("secret"):
+            assert settings[name].get("sensitive") is True, name
+            assert settings[name].get("kind") == "password", name
+
+
+def test_emulator_never_imports_the_client_side() -> None:
+    """The emulator is written from the API notes, so it cannot share the client's bugs."""
+    for path in (ROOT / "crmphones" / "emulator").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                assert not name.startswith(("crmphones.dialects", "crmphones.http",
+                                            "tap_crmphones", "target_crmphones")), path
+
+
+def test_registry_lists_the_dialects() -> None:
+    """The provider setting offers exactly the dialects that exist."""
+    modules = {p.stem for p in (ROOT / "crmphones" / "dialects").glob("*.py")} - {
+        "__init__", "base"}
+    assert {spec.split(":")[0].rsplit(".", 1)[1] for spec in DIALECTS.values()} == modules
