@@ -33,6 +33,9 @@ from crmphones.errors import AuthError, TransientError
 __all__ = ["AmbiguousWriteError", "ApiClient", "RetryPolicy", "redact"]
 
 logger = logging.getLogger("crmphones.http")
+# httpx logs every request URL at INFO, and URLs can hold keys (One Degree's api_key).
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # Failures that happen before the request reaches the server: always safe to resend.
@@ -87,6 +90,7 @@ class ApiClient:
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         max_requests_per_second: float | None = None,
+        auth_statuses: tuple[int, ...] = (401, 403),
     ) -> None:
         """Build the client.
 
@@ -101,7 +105,10 @@ class ApiClient:
             timeout: Seconds for connect, read and write.
             retry: The retry policy.
             max_requests_per_second: Client-side pacing, for APIs with a documented limit.
+            auth_statuses: Statuses that mean a credential problem (Activix also answers
+                403 for a duplicate phone, so it only lists 401).
         """
+        self.auth_statuses = auth_statuses
         self.api_name = api_name
         self.auth_hint = auth_hint
         self.retry = retry or RetryPolicy()
@@ -184,7 +191,7 @@ class ApiClient:
             else:
                 self._count(str(response.status_code))
                 status = response.status_code
-                if status in (401, 403):
+                if status in self.auth_statuses:
                     msg = (
                         f"{self.api_name} refused the request {where} with {status}: "
                         f"check {self.auth_hint}."

@@ -36,7 +36,7 @@ class PlannedWrite:
 
     #: The input record's sequence number in the run.
     seq: int
-    #: ``create``, ``update`` or ``unchanged``.
+    #: ``create``, ``update``, ``unchanged``, or ``reject`` (a dialect's rule refused it).
     action: str
     #: The phone as the input wants it.
     wanted: PhoneRecord
@@ -44,6 +44,8 @@ class PlannedWrite:
     current: PhoneRecord | None = None
     #: Native attributes to send on an update.
     changes: dict[str, t.Any] = field(default_factory=dict)
+    #: Why a dialect's rule changed the plan (kept with the outcome).
+    note: str | None = None
 
 
 def plan_writes(
@@ -73,7 +75,6 @@ def plan_writes(
         if match is None:
             plans.append(PlannedWrite(seq, "create", phone))
             continue
-        have = dialect.current_attributes(match)
-        changes = {k: v for k, v in dialect.write_attributes(phone).items() if have.get(k) != v}
+        changes = dialect.changes(phone, match)
         plans.append(PlannedWrite(seq, "update" if changes else "unchanged", phone, match, changes))
     return plans

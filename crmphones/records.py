@@ -58,9 +58,9 @@ class PhoneRecord:
     is_valid: bool = False
     created_at: str | None = None
     updated_at: str | None = None
-    #: Kind and id of the owner's own owner, for APIs that nest (a location's organization).
-    ancestor_type: str | None = None
-    ancestor_id: str | None = None
+    #: Ids of the owner's own owners, by kind, for APIs that nest phones
+    #: (``{"organization": "12"}`` above a location).
+    ancestors: dict[str, str] = field(default_factory=dict)
     #: The native record as received.
     raw: dict[str, t.Any] = field(default_factory=dict)
 
@@ -94,8 +94,11 @@ PHONE_RECORD_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property("is_valid", th.BooleanType, required=True, description="Valid per libphonenumber"),
     th.Property("created_at", th.DateTimeType(nullable=True), description="Created in the source"),
     th.Property("updated_at", th.DateTimeType(nullable=True), description="Updated in the source"),
-    _nullable_string("ancestor_type", "Kind of the owner's owner, for nested APIs"),
-    _nullable_string("ancestor_id", "Id of the owner's owner, for nested APIs"),
+    th.Property(
+        "ancestors", th.ObjectType(additional_properties=th.StringType, nullable=True),
+        description="Ids of the owner's own owners by kind, for nested APIs "
+        '(e.g. {"organization": "12"} above a location)',
+    ),
     th.Property(
         "raw", th.ObjectType(additional_properties=True, nullable=True),
         description="The native record as received",

@@ -16,15 +16,33 @@ if t.TYPE_CHECKING:
 
     from crmphones.dialects.base import Dialect
 
-__all__ = ["common_settings", "dialect_for"]
+__all__ = ["CREDENTIALS", "common_settings", "dialect_for"]
+
+
+#: Credentials, by setting name; each dialect names the ones it requires.
+CREDENTIALS = (
+    th.Property(
+        "access_token", th.StringType, secret=True, title="Access token",
+        description="Bearer token: the Outreach OAuth access token or the Activix API key.",
+    ),
+    th.Property(
+        "api_key", th.StringType, secret=True, title="API key",
+        description="One Degree API key (sent as the `api_key` query parameter).",
+    ),
+    th.Property(
+        "api_token", th.StringType, secret=True, title="API token",
+        description="Ticket Evolution API token (the `X-Token` header).",
+    ),
+    th.Property(
+        "api_secret", th.StringType, secret=True, title="API secret",
+        description="Secret that signs requests: One Degree writes, every Ticket Evolution "
+        "request.",
+    ),
+)
 
 
 def common_settings() -> list[th.Property]:
-    """``provider``, ``api_url``, ``default_region`` and every dialect's credentials."""
-    credentials: dict[str, th.Property] = {}
-    for name in DIALECTS:
-        for prop in get_dialect(name).settings:
-            credentials.setdefault(prop.name, prop)
+    """``provider``, ``api_url``, ``default_region`` and the credentials."""
     return [
         th.Property(
             "provider", th.StringType(allowed_values=list(DIALECTS)), default="outreach",
@@ -35,7 +53,7 @@ def common_settings() -> list[th.Property]:
             description="Base URL of the API; defaults to the provider's production URL. "
             "Plain http:// is accepted only for loopback addresses (the emulator).",
         ),
-        *credentials.values(),
+        *CREDENTIALS,
         th.Property(
             "default_region", th.StringType, default="US",
             description="ISO 3166 alpha-2 region assumed for numbers written without a "
@@ -51,9 +69,9 @@ def dialect_for(config: Mapping[str, t.Any]) -> Dialect:
         ConfigError: with one line saying which setting to fix.
     """
     cls = get_dialect(config.get("provider") or "outreach")
-    for prop in cls.settings:
-        if prop.secret and not config.get(prop.name):
-            msg = f"setting `{prop.name}` is required for provider {cls.name}"
+    for name in cls.required_settings:
+        if not config.get(name):
+            msg = f"setting `{name}` is required for provider {cls.name}"
             raise ConfigError(msg)
     _check_api_url(config.get("api_url"))
     return cls(config)

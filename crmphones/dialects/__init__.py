@@ -15,6 +15,9 @@ __all__ = ["DIALECTS", "get_dialect"]
 #: provider name -> "module:Class"; imported lazily so one dialect's import cost is paid alone.
 DIALECTS: dict[str, str] = {
     "outreach": "crmphones.dialects.outreach:Outreach",
+    "activix": "crmphones.dialects.activix:Activix",
+    "onedegree": "crmphones.dialects.onedegree:OneDegree",
+    "ticketevolution": "crmphones.dialects.ticketevolution:TicketEvolution",
 }
 
 

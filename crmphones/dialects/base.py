@@ -17,9 +17,8 @@ if t.TYPE_CHECKING:
     import datetime
     from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-    from singer_sdk import typing as th
-
     from crmphones.http import ApiClient
+    from crmphones.plan import PlannedWrite
 
 __all__ = ["Dialect", "Owner", "StreamSpec", "WriteResult"]
 
@@ -29,13 +28,17 @@ class Owner(t.NamedTuple):
 
     parent_type: str
     parent_id: str
-    ancestor_type: str | None = None
-    ancestor_id: str | None = None
+    #: (kind, id) of the owner's own owners, sorted: hashable and comparable.
+    ancestors: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, phone: PhoneRecord) -> Owner:
         """The owner of a phone record."""
-        return cls(phone.parent_type, phone.parent_id, phone.ancestor_type, phone.ancestor_id)
+        return cls(phone.parent_type, phone.parent_id, tuple(sorted(phone.ancestors.items())))
+
+    def ancestor(self, kind: str) -> str | None:
+        """The id of the ancestor of that kind, if any."""
+        return dict(self.ancestors).get(kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +60,17 @@ class StreamSpec:
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """The destination's answer to a create: the new id, or why the record was refused."""
+    """The destination's answer to a write: the phone's id, or why the record was refused."""
 
+    #: The destination's id of the phone written (or found already there).
     destination_id: str | None = None
+    #: Why the record was refused; it goes to rejects.
     rejected: str | None = None
+    #: Overrides the planned outcome: ``unchanged`` when a create found the phone already
+    #: there (a duplicate answer reconciled), ``created`` when an update had to recreate.
+    outcome: str | None = None
+    #: A note kept with the outcome.
+    detail: str | None = None
 
 
 class Dialect(abc.ABC):
@@ -72,8 +82,8 @@ class Dialect(abc.ABC):
     title: t.ClassVar[str]
     #: The production base URL.
     default_api_url: t.ClassVar[str]
-    #: The dialect's own settings (credentials), merged into the tap's and target's.
-    settings: t.ClassVar[tuple[th.Property, ...]]
+    #: Credential settings (see ``crmphones.settings.CREDENTIALS``) this API needs.
+    required_settings: t.ClassVar[tuple[str, ...]]
     #: The streams it can read.
     streams: t.ClassVar[tuple[StreamSpec, ...]]
     #: ``parent_type`` of the phones it writes.
@@ -130,8 +140,7 @@ class Dialect(abc.ABC):
             is_valid=normalized.is_valid,
             created_at=created_at,
             updated_at=updated_at,
-            ancestor_type=owner.ancestor_type,
-            ancestor_id=owner.ancestor_id,
+            ancestors=dict(owner.ancestors),
             raw=native,
         )
 
@@ -165,6 +174,11 @@ class Dialect(abc.ABC):
     def current_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
         """The same native attributes as the destination holds them now."""
 
+    def changes(self, wanted: PhoneRecord, current: PhoneRecord) -> dict[str, t.Any]:
+        """Native attributes an update must send: those whose values differ."""
+        have = self.current_attributes(current)
+        return {k: v for k, v in self.write_attributes(wanted).items() if have.get(k) != v}
+
     @abc.abstractmethod
     def create(self, phone: PhoneRecord) -> WriteResult:
         """Create one phone on its owner."""
@@ -177,3 +191,14 @@ class Dialect(abc.ABC):
     @abc.abstractmethod
     def update(self, current: PhoneRecord, changes: dict[str, t.Any]) -> WriteResult:
         """Send only ``changes`` (native attributes) to an existing phone."""
+
+    def settle(self, plans: list[PlannedWrite], current: Sequence[PhoneRecord]
+               ) -> list[PlannedWrite]:
+        """Adjust a plan to the API's own rules (one phone per type...); default: as is.
+
+        Args:
+            plans: The plan for one batch.
+            current: Every phone the destination holds on the batch's owners.
+        """
+        del current
+        return plans

@@ -55,12 +55,7 @@ class Outreach(Dialect):
     title = "Outreach"
     default_api_url = "https://api.outreach.io/api/v2"
     parent_types = ("prospect",)
-    settings = (
-        th.Property(
-            "access_token", th.StringType, secret=True, title="Access token",
-            description="Outreach OAuth access token (Bearer). Required for the outreach provider.",
-        ),
-    )
+    required_settings = ("access_token",)
     streams = (
         StreamSpec("phone_numbers", Dialect.phone_schema(), replication_key="updated_at"),
         StreamSpec("prospects", PROSPECT_SCHEMA, replication_key="updated_at",

@@ -79,7 +79,7 @@ class Load:
     def normalize(self, seq: int, stream: str, record: dict[str, t.Any]) -> dict[str, t.Any]:
         """Check and normalize one input record into a staged row (with a reason if rejected)."""
         row: dict[str, t.Any] = dict.fromkeys(
-            ("source_id", "parent_type", "parent_id", "ancestor_type", "ancestor_id", "number",
+            ("source_id", "parent_type", "parent_id", "ancestors", "number",
              "e164", "extension", "region", "phone_type", "label", "is_primary", "reject_reason"))
         row.update(run_id=self.run_id, seq=seq, stream=stream,
                    record=json.dumps(record, default=str, ensure_ascii=False))
@@ -101,8 +101,9 @@ class Load:
             msg = "record is not a JSON object"
             raise ValueError(msg)  # noqa: TRY004 - a reason for the rejects table
         fields = {name: _text(record, name) for name in (
-            "parent_id", "parent_type", "ancestor_type", "ancestor_id", "number", "e164",
-            "extension", "region", "phone_type", "label")}
+            "parent_id", "parent_type", "number", "e164", "extension", "region",
+            "phone_type", "label")}
+        fields["ancestors"] = _ancestors(record.get("ancestors"))
         fields["source_id"] = _text(record, "id")
         if not fields["parent_id"]:
             msg = "missing parent_id"
@@ -133,12 +134,15 @@ class Load:
             return []
         owners = sorted({Owner.of(phone) for _, phone in wanted})
         current = list(self.dialect.current_phones(owners))
-        return plan_writes(wanted, current, self.dialect)
+        return self.dialect.settle(plan_writes(wanted, current, self.dialect), current)
 
     def write(self, plans: Sequence[PlannedWrite]) -> None:
         """Carry out the plan (or show it, in dry run), recording each outcome."""
         unchanged = [(p.seq, Outcome.UNCHANGED.value, p.current.id if p.current else None,
-                      None, None) for p in plans if p.action == "unchanged"]
+                      None, p.note) for p in plans if p.action == "unchanged"]
+        rejected = [(p.seq, Outcome.REJECTED.value, None, None, p.note)
+                    for p in plans if p.action == "reject"]
+        self.staging.record_outcomes(rejected)
         self.staging.record_outcomes(unchanged)
         if self.dry_run:
             self._show_plan(plans)
@@ -214,7 +218,8 @@ class Load:
         if result.rejected:
             row = (plan.seq, Outcome.REJECTED.value, None, plan.changes or None, result.rejected)
         else:
-            row = (plan.seq, success.value, result.destination_id, plan.changes or None, None)
+            row = (plan.seq, result.outcome or success.value, result.destination_id,
+                   plan.changes or None, result.detail)
         self.staging.record_outcomes([row])
 
     def _show_plan(self, plans: Sequence[PlannedWrite]) -> None:
@@ -225,7 +230,7 @@ class Load:
                 for p in plans if p.action in outcome]
         self.staging.record_outcomes(rows)
         for plan in plans:
-            if plan.action == "unchanged" or self._dry_run_shown >= _DRY_RUN_SAMPLE:
+            if plan.action not in outcome or self._dry_run_shown >= _DRY_RUN_SAMPLE:
                 continue
             self._dry_run_shown += 1
             target = f"phone {plan.current.id}" if plan.current else "new phone"
@@ -269,11 +274,22 @@ def _text(record: dict[str, t.Any], name: str) -> str | None:
     return str(value).strip() or None
 
 
+def _ancestors(value: t.Any) -> str | None:
+    """The ``ancestors`` object as canonical JSON (sorted keys), so equal owners compare equal."""
+    if value is None or value == {}:
+        return None
+    if not isinstance(value, dict) or not all(
+            isinstance(v, str | int) and not isinstance(v, bool) for v in value.values()):
+        msg = "ancestors must be an object of ids by kind"
+        raise ValueError(msg)
+    return json.dumps({str(k): str(v) for k, v in value.items()}, sort_keys=True)
+
+
 def _wanted_phone(provider: str, row: dict[str, t.Any]) -> PhoneRecord:
     return PhoneRecord(
         id=None, provider=provider, parent_type=row["parent_type"], parent_id=row["parent_id"],
         number=row["number"] or row["e164"], e164=row["e164"], extension=row["extension"],
         region=row["region"], phone_type=row["phone_type"], label=row["label"],
-        is_primary=row["is_primary"], is_valid=True, ancestor_type=row["ancestor_type"],
-        ancestor_id=row["ancestor_id"],
+        is_primary=row["is_primary"], is_valid=True,
+        ancestors=json.loads(row["ancestors"]) if row["ancestors"] else {},
     )

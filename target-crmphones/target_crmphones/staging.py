@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE TABLE IF NOT EXISTS staged (
     run_id VARCHAR, seq BIGINT, stream VARCHAR, source_id VARCHAR,
-    parent_type VARCHAR, parent_id VARCHAR, ancestor_type VARCHAR, ancestor_id VARCHAR,
+    parent_type VARCHAR, parent_id VARCHAR, ancestors VARCHAR,
     number VARCHAR, e164 VARCHAR, extension VARCHAR, region VARCHAR,
     phone_type VARCHAR, label VARCHAR, is_primary BOOLEAN,
     reject_reason VARCHAR, record JSON
@@ -46,8 +46,8 @@ CREATE OR REPLACE VIEW rejects AS
 """
 
 STAGED_COLUMNS = (
-    "run_id", "seq", "stream", "source_id", "parent_type", "parent_id", "ancestor_type",
-    "ancestor_id", "number", "e164", "extension", "region", "phone_type", "label",
+    "run_id", "seq", "stream", "source_id", "parent_type", "parent_id", "ancestors",
+    "number", "e164", "extension", "region", "phone_type", "label",
     "is_primary", "reject_reason", "record",
 )
 _STAGED_TYPES = {"seq": pa.int64(), "is_primary": pa.bool_()}
@@ -98,7 +98,7 @@ class Staging:
         """
         query = """
             SELECT *, row_number() OVER (
-                PARTITION BY parent_type, parent_id, coalesce(ancestor_id, ''), e164,
+                PARTITION BY parent_type, parent_id, coalesce(ancestors, ''), e164,
                              coalesce(extension, '')
                 ORDER BY seq DESC) AS rank
             FROM staged

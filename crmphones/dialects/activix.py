@@ -1,0 +1,299 @@
+"""Activix CRM API v2: lead phones, read through ``GET /leads`` and written to ``/lead-phones``.
+
+Facts from ``shared/api/activix.md`` (section numbers refer to it): Bearer key (§2), phones
+only readable embedded in leads with ``include[]=phones`` (§3), ``page``/``per_page`` <= 100
+with a ``links``/``meta`` envelope (§4), ``filter[updated_at][gte]`` at day precision (§5),
+one phone per type per lead (§6), ``{"message"}`` errors, 403 ``Duplicate phone.``,
+404 on a vanished phone, 422 per-field errors (§7), 200 requests per minute (§8).
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+from singer_sdk import typing as th
+
+from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
+from crmphones.errors import AuthError, FatalRequestError
+from crmphones.http import ApiClient
+from crmphones.paging import follow_next_links
+from crmphones.records import PHONE_RECORD_SCHEMA
+
+if t.TYPE_CHECKING:
+    import datetime
+    from collections.abc import Iterator, Sequence
+
+    import httpx
+
+    from crmphones.plan import PlannedWrite
+    from crmphones.records import PhoneRecord
+
+__all__ = ["Activix"]
+
+_PER_PAGE = 100  # §4: the maximum
+# §8: 200 requests/minute; pace a little under it so a window edge never earns a 429.
+_REQUESTS_PER_SECOND = 190 / 60
+_TYPES = ("mobile", "work", "home")  # §6: the type slots of a lead
+#: Canonical type -> Activix type (it has only three).
+NATIVE_TYPES = {"mobile": "mobile", "work": "work", "home": "home", "fax": "work",
+                "main": "work", "voip": "mobile", "other": "home"}
+
+LEAD_PHONE_SCHEMA = {
+    **PHONE_RECORD_SCHEMA,
+    "properties": {
+        **PHONE_RECORD_SCHEMA["properties"],
+        "lead_updated_at": th.DateTimeType(nullable=True).type_dict,
+    },
+}
+LEAD_SCHEMA = th.PropertiesList(
+    th.Property("id", th.StringType, required=True),
+    th.Property("provider", th.StringType, required=True),
+    th.Property("first_name", th.StringType(nullable=True)),
+    th.Property("last_name", th.StringType(nullable=True)),
+    th.Property("created_at", th.DateTimeType(nullable=True)),
+    th.Property("updated_at", th.DateTimeType(nullable=True)),
+    th.Property("raw", th.ObjectType(additional_properties=True, nullable=True)),
+).to_dict()
+
+
+class Activix(Dialect):
+    """Activix leads' phones."""
+
+    name = "activix"
+    title = "Activix"
+    default_api_url = "https://api.crm.activix.ca/v2"
+    required_settings = ("access_token",)
+    parent_types = ("lead",)
+    streams = (
+        # Phones carry no filterable date of their own: the bookmark is the lead's (§5).
+        StreamSpec("lead_phones", LEAD_PHONE_SCHEMA, replication_key="lead_updated_at",
+                   is_sorted=False),
+        StreamSpec("leads", LEAD_SCHEMA, replication_key="updated_at", is_phone_stream=False,
+                   is_sorted=False),
+    )
+
+    def build_client(self) -> ApiClient:
+        """Bearer key, JSON, paced under 200 requests a minute."""
+        token = str(self.config.get("access_token") or "")
+        return ApiClient(
+            self.api_url,
+            api_name=self.title,
+            auth_hint="the `access_token` setting (the Activix API key)",
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            secrets=[token],
+            max_requests_per_second=_REQUESTS_PER_SECOND,
+            auth_statuses=(401,),  # 403 also means "Duplicate phone." (§7)
+        )
+
+    # -- read -------------------------------------------------------------------------
+
+    def read(self, stream: str, since: datetime.datetime | None) -> Iterator[dict[str, t.Any]]:
+        """Page through leads updated since the bookmark's day, newest created first."""
+        params: list[tuple[str, str]] = [("per_page", str(min(self.page_size or _PER_PAGE,
+                                                                 _PER_PAGE)))]
+        if stream == "lead_phones":
+            params.append(("include[]", "phones"))
+        if since is not None:
+            # Day precision (§5): re-read the bookmark's day, then drop what is older.
+            params.append(("filter[updated_at][gte]", since.date().isoformat()))
+        seen: set[str] = set()
+        for lead in follow_next_links(self._get_page, "leads", params):
+            if since is not None and _older(lead.get("updated_at"), since):
+                continue
+            if stream == "leads":
+                if str(lead["id"]) not in seen:
+                    seen.add(str(lead["id"]))
+                    yield self.to_lead(lead)
+                continue
+            for native in _phones_of(lead):
+                phone = self.to_phone_record(native, lead)
+                if phone.id in seen:  # a lead moved between pages while we read
+                    continue
+                seen.add(t.cast("str", phone.id))
+                yield {**phone.to_dict(), "lead_updated_at": lead.get("updated_at")}
+
+    def _get_page(self, url: str, params: t.Any) -> dict[str, t.Any]:
+        return _json(self.client.request("GET", url, params=params), self.title)
+
+    def to_phone_record(self, native: dict[str, t.Any], lead: dict[str, t.Any] | None = None
+                        ) -> PhoneRecord:
+        """Activix phone (current or older shape, §6) -> canonical record."""
+        lead_id = native.get("lead_id") or (native.get("lead") or {}).get("id") or (
+            lead or {}).get("id")
+        label = native.get("type")
+        if label is None and "mobile" in native:  # the older schema's boolean flag
+            label = "mobile" if native["mobile"] else None
+        return self.phone_record(
+            native,
+            id=native.get("id"),
+            owner=Owner("lead", str(lead_id)),
+            number=native.get("number"),
+            extension=native.get("extension"),
+            label=label,
+            created_at=native.get("created_at"),
+            updated_at=native.get("updated_at"),
+        )
+
+    def to_lead(self, lead: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Activix lead -> parent record (phones travel in ``lead_phones``)."""
+        return {
+            "id": str(lead["id"]), "provider": self.name,
+            "first_name": lead.get("first_name"), "last_name": lead.get("last_name"),
+            "created_at": lead.get("created_at"), "updated_at": lead.get("updated_at"),
+            "raw": {k: v for k, v in lead.items() if k not in ("phones", "leadPhones")},
+        }
+
+    # -- write ------------------------------------------------------------------------
+
+    def current_phones(self, owners: Sequence[Owner]) -> Iterator[PhoneRecord]:
+        """``GET /leads/:id?include[]=phones`` per lead (the list has no id filter, §5)."""
+        for lead_id in sorted({o.parent_id for o in owners}):
+            yield from self._lead_phones(lead_id)
+
+    def _lead_phones(self, lead_id: str) -> list[PhoneRecord]:
+        response = self.client.request("GET", f"leads/{lead_id}",
+                                       params=[("include[]", "phones")])
+        if response.status_code == 404:  # noqa: PLR2004 - no such lead: it holds nothing
+            return []
+        lead = _unwrap(_json(response, self.title))
+        return [self.to_phone_record(p, lead) for p in _phones_of(lead)]
+
+    def write_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
+        """Only ``type`` is compared; the number and extension are the phone's identity."""
+        if phone.phone_type is None:
+            return {}
+        return {"type": NATIVE_TYPES.get(phone.phone_type, "home")}
+
+    def current_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
+        """``type`` as Activix holds it (older records: derived from ``mobile``)."""
+        return {"type": phone.label}
+
+    def settle(self, plans: list[PlannedWrite], current: Sequence[PhoneRecord]
+               ) -> list[PlannedWrite]:
+        """One phone per type per lead (§6): the latest input record claims a slot first.
+
+        A create or a type change that needs a slot another phone of the lead holds is
+        rejected with that reason instead of earning a 403 from the API. A create with no
+        type takes the first free slot of mobile, work, home.
+        """
+        moving = {p.current.id for p in plans if p.current and p.action == "update"}
+        taken: dict[tuple[str, str], str | None] = {
+            (phone.parent_id, phone.label): phone.id for phone in current
+            if phone.label and phone.id not in moving
+        }
+        for plan in sorted(plans, key=lambda p: -p.seq):
+            if plan.action not in ("create", "update"):
+                continue
+            lead = plan.wanted.parent_id
+            mine = plan.current.id if plan.current else None
+            slot = (plan.changes or self.write_attributes(plan.wanted)).get("type")
+            if slot is None:
+                slot = next((s for s in _TYPES if (lead, s) not in taken), None)
+                plan.wanted.phone_type = slot
+            if slot is None or taken.get((lead, slot), mine) != mine:
+                plan.action = "reject"
+                plan.note = (f"lead {lead} already has a {slot or 'mobile, work and home'} "
+                             "phone; Activix allows one phone per type per lead")
+                continue
+            taken[(lead, slot)] = mine or f"new:{plan.seq}"
+        return plans
+
+    def create(self, phone: PhoneRecord) -> WriteResult:
+        """POST /lead-phones (§6); a 403 duplicate is reconciled against the lead's phones."""
+        if not phone.parent_id.isdigit():
+            return WriteResult(rejected=f"Activix lead ids are integers, got {phone.parent_id!r}")
+        body = {"lead_id": int(phone.parent_id), "number": phone.e164,
+                "type": NATIVE_TYPES.get(phone.phone_type or "other", "home"),
+                "extension": int(phone.extension) if phone.extension else None}
+        response = self._send("POST", "lead-phones", body)
+        if response.status_code in (200, 201):
+            return WriteResult(destination_id=str(_unwrap(response.json())["id"]))
+        if response.status_code == 403:  # noqa: PLR2004
+            return self._reconcile_duplicate(phone, response)
+        return WriteResult(rejected=_error_text(response))
+
+    def update(self, current: PhoneRecord, changes: dict[str, t.Any]) -> WriteResult:
+        """PUT /lead-phones/:id with only the changed attributes; recreate a vanished phone."""
+        response = self._send("PUT", f"lead-phones/{current.id}", changes)
+        if response.status_code == 200:  # noqa: PLR2004
+            return WriteResult(destination_id=current.id)
+        if response.status_code == 404:  # noqa: PLR2004 - deleted meanwhile: recreate it
+            wanted = self.to_phone_record({**current.raw, **changes, "id": None})
+            created = self.create(wanted)
+            if created.rejected:
+                return created
+            return WriteResult(destination_id=created.destination_id, outcome="created",
+                               detail="the phone was deleted in Activix during the run; recreated")
+        if response.status_code == 403:  # noqa: PLR2004
+            return WriteResult(rejected=_error_text(response))
+        return WriteResult(rejected=_error_text(response))
+
+    def _reconcile_duplicate(self, phone: PhoneRecord, response: httpx.Response) -> WriteResult:
+        """403 ``Duplicate phone.``: the number is there already, or its type slot is taken."""
+        text = _error_text(response)
+        if "duplicate" not in text.lower():
+            msg = f"Activix refused the request with 403 ({text}): check the `access_token` setting."
+            raise AuthError(msg)
+        for held in self._lead_phones(phone.parent_id):
+            if held.e164 == phone.e164 and (held.extension or "") == (phone.extension or ""):
+                return WriteResult(destination_id=held.id, outcome="unchanged",
+                                   detail="already on the lead (Activix answered Duplicate phone.)")
+        return WriteResult(rejected=f"{text} (lead {phone.parent_id} has another "
+                                    f"{NATIVE_TYPES.get(phone.phone_type or 'other')} phone)")
+
+    def _send(self, method: str, path: str, body: dict[str, t.Any]) -> httpx.Response:
+        response = self.client.request(method, path, content=json.dumps(body).encode(),
+                                       headers={"Content-Type": "application/json"})
+        if response.status_code in (200, 201, 403, 404, 422):
+            return response
+        msg = f"Activix answered {response.status_code} to {method} /{path.split('/')[0]}: " \
+              f"{_error_text(response)}"
+        raise FatalRequestError(msg, response.status_code)
+
+
+def _phones_of(lead: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    """Embedded phones, under either spelling the docs show (§3)."""
+    return lead.get("phones") or lead.get("leadPhones") or lead.get("lead_phones") or []
+
+
+def _unwrap(document: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Current docs wrap single objects in ``data``; older ones answer bare (§6)."""
+    inner = document.get("data")
+    return inner if isinstance(inner, dict) else document
+
+
+def _older(updated_at: str | None, since: datetime.datetime) -> bool:
+    if not updated_at:
+        return False
+    import pendulum
+
+    return pendulum.parse(updated_at) < since  # type: ignore[operator]
+
+
+def _json(response: httpx.Response, api: str) -> dict[str, t.Any]:
+    if response.status_code >= 400:  # noqa: PLR2004
+        msg = f"{api} answered {response.status_code}: {_error_text(response)}"
+        raise FatalRequestError(msg, response.status_code)
+    try:
+        return t.cast("dict[str, t.Any]", response.json())
+    except ValueError:
+        msg = f"{api} answered {response.status_code} with a body that is not JSON"
+        raise FatalRequestError(msg, response.status_code) from None
+
+
+def _error_text(response: httpx.Response) -> str:
+    """``message`` plus the per-field messages of a 422 (§7)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    if not isinstance(body, dict):
+        return f"HTTP {response.status_code}"
+    text = str(body.get("message") or f"HTTP {response.status_code}")
+    errors = body.get("errors")
+    if isinstance(errors, dict):
+        details = "; ".join(f"{field}: {' '.join(map(str, msgs if isinstance(msgs, list) else [msgs]))}"
+                            for field, msgs in errors.items())
+        text = f"{text} ({details})"
+    return f"HTTP {response.status_code}: {text}"

@@ -1,0 +1,316 @@
+"""One Degree Resource Server API v1: phones of organizations, locations and opportunities.
+
+Facts from ``shared/api/onedegree.md`` (section numbers refer to it): ``api_key`` query
+parameter on every call and a chained HMAC signature on writes (§2, ``crmphones.auth``),
+nested phone routes per owner (§3), parents embedding ``phones`` and ``locations[].phones``
+(§4), ``page``/``per_page`` with no envelope (§5), no updated-since filter (§6, so FULL_TABLE),
+free-text ``phone_type`` and the ``is_primary`` rule (§7), ``{"status":"error"}`` errors (§9).
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+from singer_sdk import typing as th
+
+from crmphones.auth import OneDegreeSigner
+from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
+from crmphones.errors import FatalRequestError
+from crmphones.http import ApiClient
+from crmphones.phones import canonical_phone_type
+
+if t.TYPE_CHECKING:
+    import datetime
+    from collections.abc import Iterator, Sequence
+
+    import httpx
+
+    from crmphones.plan import PlannedWrite
+    from crmphones.records import PhoneRecord
+
+__all__ = ["OneDegree"]
+
+_PER_PAGE = 100  # §5: the maximum is undocumented; the paginator copes with a smaller one
+
+PARENT_SCHEMA = th.PropertiesList(
+    th.Property("id", th.StringType, required=True),
+    th.Property("provider", th.StringType, required=True),
+    th.Property("name", th.StringType(nullable=True)),
+    th.Property("ancestors", th.ObjectType(additional_properties=th.StringType, nullable=True)),
+    th.Property("updated_at", th.DateTimeType(nullable=True)),
+    th.Property("raw", th.ObjectType(additional_properties=True, nullable=True)),
+).to_dict()
+
+# Stream name -> owner kind, for phone and parent streams.
+_PHONE_STREAMS = {"organization_phones": "organization", "location_phones": "location",
+                  "opportunity_phones": "opportunity"}
+_PARENT_STREAMS = {"organizations": "organization", "locations": "location",
+                   "opportunities": "opportunity"}
+
+
+class OneDegree(Dialect):
+    """One Degree organizations', locations' and opportunities' phones."""
+
+    name = "onedegree"
+    title = "One Degree"
+    default_api_url = "https://data.1degree.org/v1"
+    required_settings = ("api_key", "api_secret")
+    parent_types = ("organization", "location", "opportunity")
+    streams = (
+        *(StreamSpec(n, Dialect.phone_schema(), is_sorted=False) for n in _PHONE_STREAMS),
+        *(StreamSpec(n, PARENT_SCHEMA, is_phone_stream=False, is_sorted=False,
+                     key_properties=("id",)) for n in _PARENT_STREAMS),
+    )
+
+    def build_client(self) -> ApiClient:
+        """``api_key`` on every call; writes signed over their exact body bytes."""
+        key = str(self.config.get("api_key") or "")
+        secret = str(self.config.get("api_secret") or "")
+        return ApiClient(
+            self.api_url,
+            api_name=self.title,
+            auth_hint="the `api_key` and `api_secret` settings",
+            auth=OneDegreeSigner(secret),
+            headers={"Accept": "application/json"},
+            params={"api_key": key},
+            secrets=[key, secret],
+            auth_statuses=(401,),  # 403 is "not your resource": a reject, not a bad key (§9)
+        )
+
+    # -- read -------------------------------------------------------------------------
+
+    def read(self, stream: str, since: datetime.datetime | None) -> Iterator[dict[str, t.Any]]:
+        """Crawl organizations (with their locations) and their opportunities: FULL_TABLE."""
+        del since  # §6: no updated-since filter exists
+        kind = _PHONE_STREAMS.get(stream) or _PARENT_STREAMS[stream]
+        wants_opportunities = kind == "opportunity" or stream == "location_phones"
+        for organization in self._pages("organizations"):
+            org = self._complete(organization)
+            owners = [(org, "organization", ())]
+            owners += [(loc, "location", (("organization", str(org["id"])),))
+                       for loc in org.get("locations") or []]
+            if wants_opportunities:
+                for opp in self._pages(f"organizations/{org['id']}/opportunities"):
+                    opp_ancestors = (("organization", str(org["id"])),)
+                    owners.append((opp, "opportunity", opp_ancestors))
+                    owners += [(loc, "location", (*opp_ancestors, ("opportunity", str(opp["id"]))))
+                               for loc in opp.get("locations") or []]
+            for native, owner_kind, ancestors in owners:
+                if owner_kind != kind:
+                    continue
+                owner = Owner(kind, str(native["id"]), ancestors)
+                if stream in _PARENT_STREAMS:
+                    yield self.to_parent(native, owner)
+                else:
+                    for phone in native.get("phones") or []:
+                        yield self.to_phone_record(phone, owner).to_dict()
+
+    def _pages(self, path: str) -> Iterator[dict[str, t.Any]]:
+        """``page``/``per_page`` pages: a bare array, or an object wrapping one (§5).
+
+        The end is an empty page or one shorter than the longest seen (a server that
+        caps ``per_page`` below what we ask must not end the crawl early).
+        """
+        longest = 0
+        page = 1
+        while True:
+            params = {"page": str(page), "per_page": str(self.page_size or _PER_PAGE)}
+            items = _items(_json(self.client.request("GET", path, params=params), self.title))
+            yield from items
+            longest = max(longest, len(items))
+            if not items or len(items) < longest:
+                return
+            page += 1
+
+    def _complete(self, organization: dict[str, t.Any]) -> dict[str, t.Any]:
+        """The index's item when it embeds phones and locations, else ``GET /organizations/:id``."""
+        if "phones" in organization and "locations" in organization:
+            return organization
+        response = self.client.request("GET", f"organizations/{organization['id']}")
+        return _unwrap(_json(response, self.title), "organization")
+
+    def to_phone_record(self, native: dict[str, t.Any], owner: Owner) -> PhoneRecord:
+        """One Degree phone (§7) -> canonical record."""
+        return self.phone_record(
+            native,
+            id=native.get("id"),
+            owner=owner,
+            number=native.get("digits"),
+            extension=native.get("extension"),
+            label=native.get("phone_type"),
+            is_primary=native.get("is_primary"),
+            created_at=native.get("created_at"),
+            updated_at=native.get("updated_at"),
+        )
+
+    def to_parent(self, native: dict[str, t.Any], owner: Owner) -> dict[str, t.Any]:
+        """Organization, location or opportunity -> parent record (phones travel apart)."""
+        return {
+            "id": owner.parent_id, "provider": self.name,
+            "name": native.get("name") or native.get("title"),
+            "ancestors": dict(owner.ancestors) or None,
+            "updated_at": native.get("updated_at"),
+            "raw": {k: v for k, v in native.items() if k not in ("phones", "locations")},
+        }
+
+    # -- write ------------------------------------------------------------------------
+
+    def current_phones(self, owners: Sequence[Owner]) -> Iterator[PhoneRecord]:
+        """Per organization: one GET of it (its and its locations' phones), and one of its
+        opportunities when the batch touches opportunities or their locations."""
+        by_org: dict[str, set[Owner]] = {}
+        for owner in owners:
+            org = owner.parent_id if owner.parent_type == "organization" else owner.ancestor(
+                "organization")
+            if org:
+                by_org.setdefault(org, set()).add(owner)
+        for org_id, org_owners in sorted(by_org.items()):
+            response = self.client.request("GET", f"organizations/{org_id}")
+            if response.status_code == 404:  # noqa: PLR2004 - gone: it holds nothing
+                continue
+            org = _unwrap(_json(response, self.title), "organization")
+            org_key = (("organization", org_id),)
+            for phone in org.get("phones") or []:
+                yield self.to_phone_record(phone, Owner("organization", org_id))
+            for loc in org.get("locations") or []:
+                for phone in loc.get("phones") or []:
+                    yield self.to_phone_record(phone, Owner("location", str(loc["id"]), org_key))
+            if any(o.parent_type == "opportunity" or o.ancestor("opportunity")
+                   for o in org_owners):
+                for opp in self._pages(f"organizations/{org_id}/opportunities"):
+                    opp_owner = Owner("opportunity", str(opp["id"]), org_key)
+                    for phone in opp.get("phones") or []:
+                        yield self.to_phone_record(phone, opp_owner)
+                    loc_key = (*org_key, ("opportunity", str(opp["id"])))
+                    for loc in opp.get("locations") or []:
+                        for phone in loc.get("phones") or []:
+                            yield self.to_phone_record(
+                                phone, Owner("location", str(loc["id"]), loc_key))
+
+    def write_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
+        """``phone_type`` (canonical word, free text in One Degree) and ``is_primary``."""
+        attributes: dict[str, t.Any] = {}
+        if phone.phone_type is not None:
+            attributes["phone_type"] = phone.phone_type
+        if phone.is_primary is not None:
+            attributes["is_primary"] = phone.is_primary
+        return attributes
+
+    def current_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
+        """Compare types by meaning: a held "Office" already is a ``work`` phone."""
+        return {"phone_type": canonical_phone_type(phone.label),
+                "is_primary": bool(phone.raw.get("is_primary"))}
+
+    def settle(self, plans: list[PlannedWrite], current: Sequence[PhoneRecord]
+               ) -> list[PlannedWrite]:
+        """At most one primary per owner (§7): when the input marks several, the latest wins."""
+        del current
+        claimed: set[Owner] = set()
+        for plan in sorted(plans, key=lambda p: -p.seq):
+            if plan.wanted.is_primary is not True:
+                continue
+            owner = Owner.of(plan.wanted)
+            if owner in claimed:
+                plan.wanted.is_primary = False
+                plan.note = "another input record is this owner's primary number"
+                if plan.action == "update":
+                    plan.changes.pop("is_primary", None)
+                    plan.action = "update" if plan.changes else "unchanged"
+            claimed.add(owner)
+        return plans
+
+    def create(self, phone: PhoneRecord) -> WriteResult:
+        """POST to the owner's nested phones route (§3)."""
+        path = _phones_path(Owner.of(phone))
+        if path is None:
+            return WriteResult(rejected=_missing_ancestor(phone))
+        body = {"phone": {"digits": _digits(phone), **self.write_attributes(phone)}}
+        response = self._send("POST", path, body)
+        if response.status_code in (200, 201):
+            return WriteResult(destination_id=str(_unwrap(response.json(), "phone")["id"]))
+        return WriteResult(rejected=_error_text(response))
+
+    def update(self, current: PhoneRecord, changes: dict[str, t.Any]) -> WriteResult:
+        """PUT only the changed attributes to the phone's nested route (§3)."""
+        path = _phones_path(Owner.of(current))
+        if path is None:
+            return WriteResult(rejected=_missing_ancestor(current))
+        response = self._send("PUT", f"{path}/{current.id}", {"phone": changes})
+        if response.status_code == 200:  # noqa: PLR2004
+            return WriteResult(destination_id=current.id)
+        return WriteResult(rejected=_error_text(response))
+
+    def _send(self, method: str, path: str, body: dict[str, t.Any]) -> httpx.Response:
+        # Serialized once: the signature covers exactly these bytes (§2).
+        content = json.dumps(body, separators=(",", ":")).encode()
+        response = self.client.request(method, path, content=content, headers={
+            "Content-Type": "application/json; charset=utf-8"})
+        if response.status_code in (200, 201, 400, 403, 404, 422):
+            return response
+        msg = f"One Degree answered {response.status_code}: {_error_text(response)}"
+        raise FatalRequestError(msg, response.status_code)
+
+
+def _phones_path(owner: Owner) -> str | None:
+    """The nested phones route of an owner (§3), or None when an ancestor id is missing."""
+    org, opp = owner.ancestor("organization"), owner.ancestor("opportunity")
+    if owner.parent_type == "organization":
+        return f"organizations/{owner.parent_id}/phones"
+    if not org:
+        return None
+    if owner.parent_type == "opportunity":
+        return f"organizations/{org}/opportunities/{owner.parent_id}/phones"
+    if opp:
+        return f"organizations/{org}/opportunities/{opp}/locations/{owner.parent_id}/phones"
+    return f"organizations/{org}/locations/{owner.parent_id}/phones"
+
+
+def _missing_ancestor(phone: PhoneRecord) -> str:
+    return (f"a One Degree {phone.parent_type} phone needs ancestors.organization "
+            "(and ancestors.opportunity for an opportunity's location)")
+
+
+def _digits(phone: PhoneRecord) -> str:
+    """One Degree has no extension field (§7): it rides in ``digits`` as ``x12``."""
+    number = phone.e164 or phone.number or ""
+    return f"{number} x{phone.extension}" if phone.extension else number
+
+
+def _items(body: t.Any) -> list[dict[str, t.Any]]:
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for value in body.values():
+            if isinstance(value, list):
+                return value
+    return []
+
+
+def _unwrap(body: dict[str, t.Any], root: str) -> dict[str, t.Any]:
+    """A Rails root key (``{"phone": {...}}``) or a bare object (§8)."""
+    inner = body.get(root) if isinstance(body, dict) else None
+    return inner if isinstance(inner, dict) else body
+
+
+def _json(response: httpx.Response, api: str) -> t.Any:
+    if response.status_code >= 400:  # noqa: PLR2004
+        msg = f"{api} answered {response.status_code}: {_error_text(response)}"
+        raise FatalRequestError(msg, response.status_code)
+    try:
+        return response.json()
+    except ValueError:
+        msg = f"{api} answered {response.status_code} with a body that is not JSON"
+        raise FatalRequestError(msg, response.status_code) from None
+
+
+def _error_text(response: httpx.Response) -> str:
+    """``{"status":"error","error":...}`` (§9)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict | list):
+        error = json.dumps(error)
+    return f"HTTP {response.status_code}: {error}" if error else f"HTTP {response.status_code}"

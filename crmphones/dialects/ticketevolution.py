@@ -1,0 +1,311 @@
+"""Ticket Evolution API v9: clients' phone numbers, every request HMAC-signed.
+
+Facts from ``shared/api/ticketevolution.md`` (section numbers refer to it): ``X-Token`` +
+``X-Signature`` over ``METHOD host/v9/path?sorted-query-or-body`` (§2, ``crmphones.auth``),
+clients index embedding ``phone_numbers`` with ``current_page``/``per_page``/
+``total_entries`` (§3, §4), ``updated_at.gte`` on clients (§5), array create and bare-object
+update, ``label`` <= 20 characters, ids as integers or strings, ``country_code`` "1" or "+1"
+(§6), 422 messages and 503 throttling (§7, §8). There is no DELETE: no plan needs one.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+import phonenumbers
+from singer_sdk import typing as th
+
+from crmphones.auth import TicketEvolutionSigner
+from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
+from crmphones.errors import FatalRequestError
+from crmphones.http import ApiClient
+from crmphones.phones import canonical_phone_type
+from crmphones.records import PHONE_RECORD_SCHEMA
+
+if t.TYPE_CHECKING:
+    import datetime
+    from collections.abc import Iterable, Iterator, Sequence
+
+    import httpx
+
+    from crmphones.records import PhoneRecord
+
+__all__ = ["LABEL_MAX", "TicketEvolution"]
+
+_PER_PAGE = 100  # §4: list calls max out at 100
+#: §6: labels longer than this are cut to it (whitespace trimmed first), never sent to a 422.
+LABEL_MAX = 20
+
+CLIENT_PHONE_SCHEMA = {
+    **PHONE_RECORD_SCHEMA,
+    "properties": {
+        **PHONE_RECORD_SCHEMA["properties"],
+        "client_updated_at": th.DateTimeType(nullable=True).type_dict,
+    },
+}
+CLIENT_SCHEMA = th.PropertiesList(
+    th.Property("id", th.StringType, required=True),
+    th.Property("provider", th.StringType, required=True),
+    th.Property("name", th.StringType(nullable=True)),
+    th.Property("updated_at", th.DateTimeType(nullable=True)),
+    th.Property("raw", th.ObjectType(additional_properties=True, nullable=True)),
+).to_dict()
+
+
+class TicketEvolution(Dialect):
+    """Ticket Evolution clients' phone numbers."""
+
+    name = "ticketevolution"
+    title = "Ticket Evolution"
+    default_api_url = "https://api.ticketevolution.com/v9"
+    required_settings = ("api_token", "api_secret")
+    parent_types = ("client",)
+    streams = (
+        # Phones are filtered through their client's updated_at (§5).
+        StreamSpec("client_phone_numbers", CLIENT_PHONE_SCHEMA,
+                   replication_key="client_updated_at", is_sorted=False),
+        StreamSpec("clients", CLIENT_SCHEMA, replication_key="updated_at",
+                   is_phone_stream=False, is_sorted=False),
+    )
+
+    def build_client(self) -> ApiClient:
+        """Every request signed; 503 (throttling, §7) is retried by the HTTP layer."""
+        token = str(self.config.get("api_token") or "")
+        secret = str(self.config.get("api_secret") or "")
+        return ApiClient(
+            self.api_url,
+            api_name=self.title,
+            auth_hint="the `api_token` and `api_secret` settings",
+            auth=TicketEvolutionSigner(token, secret),
+            headers={"Accept": "application/json"},
+            secrets=[token, secret],
+            auth_statuses=(401,),
+        )
+
+    # -- read -------------------------------------------------------------------------
+
+    def read(self, stream: str, since: datetime.datetime | None) -> Iterator[dict[str, t.Any]]:
+        """Page through clients updated since the bookmark, using their embedded phones."""
+        params = {}
+        if since is not None:
+            params["updated_at.gte"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+        seen: set[str] = set()
+        for client in self._pages("clients", "clients", params):
+            if stream == "clients":
+                yield self.to_client(client)
+                continue
+            natives = client.get("phone_numbers")
+            if natives is None:  # not embedded: ask the client's own list
+                natives = list(self._pages(f"clients/{client['id']}/phone_numbers",
+                                           "phone_numbers", {}))
+            for native in natives:
+                phone = self.to_phone_record(native, client)
+                if phone.id not in seen:  # a client moved between pages while we read
+                    seen.add(t.cast("str", phone.id))
+                    yield {**phone.to_dict(), "client_updated_at": client.get("updated_at")}
+
+    def _pages(self, path: str, key: str, params: dict[str, str]) -> Iterator[dict[str, t.Any]]:
+        """``current_page``/``per_page``/``total_entries`` pages (§4)."""
+        page = 1
+        while True:
+            query = sorted({**params, "page": str(page),
+                            "per_page": str(min(self.page_size or _PER_PAGE, _PER_PAGE))}.items())
+            body = _json(self.client.request("GET", path, params=query), self.title)
+            items = body.get(key) or []
+            yield from items
+            per_page = int(body.get("per_page") or _PER_PAGE)
+            total = int(body.get("total_entries") or 0)
+            current = int(body.get("current_page") or page)
+            if not items or current * per_page >= total:
+                return
+            page = current + 1
+
+    def to_phone_record(self, native: dict[str, t.Any], client: dict[str, t.Any] | None = None
+                        ) -> PhoneRecord:
+        """Ticket Evolution phone number (§6) -> canonical record."""
+        client_id = native.get("client_id") or (client or {}).get("id") or _client_from_url(
+            native.get("url"))
+        primary = (client or {}).get("primary_phone_number") or {}
+        number = native.get("number") or native.get("raw_number")
+        code = str(native.get("country_code") or "").lstrip("+")
+        if number and code and not str(number).lstrip().startswith("+"):
+            number_to_parse = f"+{code} {number}"
+        else:
+            number_to_parse = number
+        record = self.phone_record(
+            native,
+            id=native.get("id"),
+            owner=Owner("client", str(client_id)),
+            number=number_to_parse,
+            extension=native.get("extension"),
+            label=native.get("label"),
+            is_primary=(str(primary.get("id")) == str(native.get("id"))) if primary else None,
+            updated_at=native.get("updated_at"),
+        )
+        record.number = number  # as stored in the source, not as we read it
+        return record
+
+    def to_client(self, client: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Client -> parent record (phones travel in ``client_phone_numbers``)."""
+        return {"id": str(client["id"]), "provider": self.name, "name": client.get("name"),
+                "updated_at": client.get("updated_at"),
+                "raw": {k: v for k, v in client.items() if k != "phone_numbers"}}
+
+    # -- write ------------------------------------------------------------------------
+
+    def current_phones(self, owners: Sequence[Owner]) -> Iterator[PhoneRecord]:
+        """Each client's phone list (§3)."""
+        for client_id in sorted({o.parent_id for o in owners}):
+            try:
+                natives = list(self._pages(f"clients/{client_id}/phone_numbers",
+                                           "phone_numbers", {}))
+            except FatalRequestError as exc:
+                if exc.status == 404:  # noqa: PLR2004 - no such client: it holds nothing
+                    continue
+                raise
+            for native in natives:
+                yield self.to_phone_record({**native, "client_id": client_id})
+
+    def write_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
+        """``label`` (the source's text, else the canonical type) and ``is_primary``."""
+        attributes: dict[str, t.Any] = {}
+        label = shorten_label(phone.label or phone.phone_type)
+        if label:
+            attributes["label"] = label
+        if phone.is_primary is not None:
+            attributes["is_primary"] = phone.is_primary
+        return attributes
+
+    def current_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
+        """``label`` as held (``is_primary`` is not echoed, §6)."""
+        return {"label": phone.label}
+
+    def changes(self, wanted: PhoneRecord, current: PhoneRecord) -> dict[str, t.Any]:
+        """A label is changed only when its meaning differs, or the input gave its own text.
+
+        ``is_primary`` is not echoed by the API, so it is sent only with another change.
+        """
+        want = self.write_attributes(wanted)
+        label = want.get("label")
+        same_meaning = wanted.label is None and wanted.phone_type == canonical_phone_type(
+            current.label)
+        if label is None or same_meaning or (label or "").lower() == (current.label or "").lower():
+            want.pop("label", None)
+        if set(want) == {"is_primary"}:
+            return {}
+        return want
+
+    def create(self, phone: PhoneRecord) -> WriteResult:
+        """One phone: the batch create with a single item."""
+        (result,) = self.create_many(Owner.of(phone), [phone])
+        return result
+
+    def create_many(self, owner: Owner, phones: Sequence[PhoneRecord]) -> Iterable[WriteResult]:
+        """All of a client's new numbers in one POST; each returned id mapped to its input.
+
+        When the API refuses the batch (422), each item is sent alone so one bad number
+        costs only itself.
+        """
+        items = [self._item(phone) for phone in phones]
+        response = self._send("POST", f"clients/{owner.parent_id}/phone_numbers",
+                              {"phone_numbers": items})
+        if response.status_code in (200, 201):
+            return _map_created(items, response.json().get("phone_numbers") or [])
+        if len(items) > 1 and response.status_code in (400, 422):
+            return [next(iter(self.create_many(owner, [phone]))) for phone in phones]
+        return [WriteResult(rejected=_error_text(response))] * len(items)
+
+    def update(self, current: PhoneRecord, changes: dict[str, t.Any]) -> WriteResult:
+        """PUT a bare object of the changed attributes (§6)."""
+        response = self._send("PUT", f"clients/{current.parent_id}/phone_numbers/{current.id}",
+                              changes)
+        if response.status_code == 200:  # noqa: PLR2004
+            return WriteResult(destination_id=current.id)
+        return WriteResult(rejected=_error_text(response))
+
+    def _item(self, phone: PhoneRecord) -> dict[str, t.Any]:
+        parsed = phonenumbers.parse(phone.e164 or "")
+        return {
+            "number": str(parsed.national_number),
+            "country_code": f"+{parsed.country_code}",
+            "extension": phone.extension,
+            **self.write_attributes(phone),
+        }
+
+    def _send(self, method: str, path: str, body: t.Any) -> httpx.Response:
+        # Serialized once: X-Signature covers exactly these bytes (§2).
+        content = json.dumps(body, separators=(",", ":")).encode()
+        response = self.client.request(method, path, content=content,
+                                       headers={"Content-Type": "application/json"})
+        if response.status_code in (200, 201, 400, 404, 422):
+            return response
+        msg = f"Ticket Evolution answered {response.status_code}: {_error_text(response)}"
+        raise FatalRequestError(msg, response.status_code)
+
+
+def shorten_label(label: str | None) -> str | None:
+    """Trim, then cut to ``LABEL_MAX`` characters (§6).
+
+    >>> shorten_label("  Head office switchboard line ")
+    'Head office switchbo'
+    """
+    if label is None:
+        return None
+    return label.strip()[:LABEL_MAX] or None
+
+
+def _map_created(items: list[dict[str, t.Any]], created: list[dict[str, t.Any]]
+                 ) -> list[WriteResult]:
+    """Match returned phones to sent items by number and extension, not by position alone."""
+    pool = list(created)
+    results = []
+    for item in items:
+        match = next((c for c in pool if _digits(c.get("number")) == _digits(item["number"])
+                      and str(c.get("extension") or "") == str(item.get("extension") or "")),
+                     None)
+        if match is None:
+            results.append(WriteResult(rejected="Ticket Evolution did not return this number "
+                                                "in its create answer"))
+            continue
+        pool.remove(match)
+        results.append(WriteResult(destination_id=str(match["id"])))
+    return results
+
+
+def _digits(value: t.Any) -> str:
+    return "".join(ch for ch in str(value or "") if ch.isdigit())
+
+
+def _client_from_url(url: str | None) -> str | None:
+    """``/clients/<cid>/phone_numbers/<id>`` (§6) -> ``<cid>``."""
+    parts = (url or "").strip("/").split("/")
+    return parts[1] if len(parts) > 1 and parts[0] == "clients" else None
+
+
+def _json(response: httpx.Response, api: str) -> dict[str, t.Any]:
+    if response.status_code >= 400:  # noqa: PLR2004
+        msg = f"{api} answered {response.status_code}: {_error_text(response)}"
+        raise FatalRequestError(msg, response.status_code)
+    try:
+        return t.cast("dict[str, t.Any]", response.json())
+    except ValueError:
+        msg = f"{api} answered {response.status_code} with a body that is not JSON"
+        raise FatalRequestError(msg, response.status_code) from None
+
+
+def _error_text(response: httpx.Response) -> str:
+    """``error`` or Rails-style ``errors`` per field (§7)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    if not isinstance(body, dict):
+        return f"HTTP {response.status_code}"
+    errors = body.get("errors")
+    if isinstance(errors, dict):
+        text = "; ".join(f"{field} {' '.join(map(str, msgs if isinstance(msgs, list) else [msgs]))}"
+                         for field, msgs in errors.items())
+    else:
+        text = str(body.get("error") or body.get("message") or errors or "")
+    return f"HTTP {response.status_code}: {text}" if text else f"HTTP {response.status_code}"
