@@ -54,7 +54,8 @@ def ticket_evolution_signature(secret: str, method: str, url: httpx.URL, body: b
 
     GET signs the query sorted by key; POST and PUT sign the body bytes after ``?``.
 
-    >>> ticket_evolution_signature("s", "GET", httpx.URL("https://api.ticketevolution.com/v9/clients?page=2&per_page=1"), b"")[:10]
+    >>> url = httpx.URL("https://api.ticketevolution.com/v9/clients?page=2&per_page=1")
+    >>> ticket_evolution_signature("s", "GET", url, b"")[:10]
     'IqwHE7dlw+'
     """
     if method in ("POST", "PUT", "PATCH") and body:

@@ -6,8 +6,10 @@
     ├── ConfigError (ConfigValidationError)   fix a setting, then rerun
     ├── AuthError (FatalAPIError)             stop now: the credential is wrong (401/403)
     ├── FatalRequestError (FatalAPIError)     stop now: the API refused in a way retrying won't fix
-    ├── TransientError (RetriableAPIError)    retry with backoff (429, 5xx, transport)
-    └── RecordRejected                        not a failure: the record goes to rejects with a reason
+    └── TransientError (RetriableAPIError)    retry with backoff (429, 5xx, transport)
+
+A record the API refuses for its content is not an error: dialects answer it as a
+``WriteResult`` with a reason, which lands in the rejects table.
 
 Messages are built before ``raise`` and never contain secrets: the HTTP layer redacts
 URLs and never quotes headers.
@@ -22,7 +24,6 @@ __all__ = [
     "CRMPhonesError",
     "ConfigError",
     "FatalRequestError",
-    "RecordRejected",
     "TransientError",
 ]
 
@@ -51,12 +52,3 @@ class FatalRequestError(CRMPhonesError, FatalAPIError):
 
 class TransientError(CRMPhonesError, RetriableAPIError):
     """A failure worth retrying: throttling, a 5xx, a dropped connection, a timeout."""
-
-
-class RecordRejected(CRMPhonesError):
-    """A record that must not be sent (again): it is recorded with its reason."""
-
-    def __init__(self, reason: str) -> None:
-        """Store the reason, which lands in the rejects table."""
-        super().__init__(reason)
-        self.reason = reason

@@ -77,7 +77,7 @@ def redact(text: str, secrets: t.Iterable[str]) -> str:
 class ApiClient:
     """An httpx client bound to one API account, shared by reads and writes."""
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         base_url: str,
         *,
@@ -140,7 +140,7 @@ class ApiClient:
         """Close on exit."""
         self.close()
 
-    def request(  # noqa: PLR0913
+    def request(
         self,
         method: str,
         path: str,

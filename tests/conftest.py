@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-import pathlib
 import typing as t
 
 import pytest
-
-from crmphones.emulator import EmulatorServer
 from crmphones.emulator.outreach import OutreachApp
 
+from crmphones.emulator import EmulatorServer
+
 if t.TYPE_CHECKING:
+    import pathlib
     from collections.abc import Iterator
 
 SOURCE_TOKEN = "source-token-s3cr3t"

@@ -154,7 +154,7 @@ class Activix(Dialect):
     def _lead_phones(self, lead_id: str) -> list[PhoneRecord]:
         response = self.client.request("GET", f"leads/{lead_id}",
                                        params=[("include[]", "phones")])
-        if response.status_code == 404:  # noqa: PLR2004 - no such lead: it holds nothing
+        if response.status_code == 404:
             return []
         lead = _unwrap(_json(response, self.title))
         return [self.to_phone_record(p, lead) for p in _phones_of(lead)]
@@ -209,23 +209,23 @@ class Activix(Dialect):
         response = self._send("POST", "lead-phones", body)
         if response.status_code in (200, 201):
             return WriteResult(destination_id=str(_unwrap(response.json())["id"]))
-        if response.status_code == 403:  # noqa: PLR2004
+        if response.status_code == 403:
             return self._reconcile_duplicate(phone, response)
         return WriteResult(rejected=_error_text(response))
 
     def update(self, current: PhoneRecord, changes: dict[str, t.Any]) -> WriteResult:
         """PUT /lead-phones/:id with only the changed attributes; recreate a vanished phone."""
         response = self._send("PUT", f"lead-phones/{current.id}", changes)
-        if response.status_code == 200:  # noqa: PLR2004
+        if response.status_code == 200:
             return WriteResult(destination_id=current.id)
-        if response.status_code == 404:  # noqa: PLR2004 - deleted meanwhile: recreate it
+        if response.status_code == 404:
             wanted = self.to_phone_record({**current.raw, **changes, "id": None})
             created = self.create(wanted)
             if created.rejected:
                 return created
             return WriteResult(destination_id=created.destination_id, outcome="created",
                                detail="the phone was deleted in Activix during the run; recreated")
-        if response.status_code == 403:  # noqa: PLR2004
+        if response.status_code == 403:
             return WriteResult(rejected=_error_text(response))
         return WriteResult(rejected=_error_text(response))
 
@@ -272,7 +272,7 @@ def _older(updated_at: str | None, since: datetime.datetime) -> bool:
 
 
 def _json(response: httpx.Response, api: str) -> dict[str, t.Any]:
-    if response.status_code >= 400:  # noqa: PLR2004
+    if response.status_code >= 400:
         msg = f"{api} answered {response.status_code}: {_error_text(response)}"
         raise FatalRequestError(msg, response.status_code)
     try:

@@ -107,11 +107,11 @@ class Dialect(abc.ABC):
 
     # -- shared helpers ---------------------------------------------------------------
 
-    def phone_record(  # noqa: PLR0913
+    def phone_record(
         self,
         native: dict[str, t.Any],
         *,
-        id: str | int | None,  # noqa: A002 - the canonical field's name
+        id: str | int | None,
         owner: Owner,
         number: str | None,
         extension: str | int | None = None,

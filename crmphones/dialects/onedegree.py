@@ -167,7 +167,7 @@ class OneDegree(Dialect):
                 by_org.setdefault(org, set()).add(owner)
         for org_id, org_owners in sorted(by_org.items()):
             response = self.client.request("GET", f"organizations/{org_id}")
-            if response.status_code == 404:  # noqa: PLR2004 - gone: it holds nothing
+            if response.status_code == 404:
                 continue
             org = _unwrap(_json(response, self.title), "organization")
             org_key = (("organization", org_id),)
@@ -237,7 +237,7 @@ class OneDegree(Dialect):
         if path is None:
             return WriteResult(rejected=_missing_ancestor(current))
         response = self._send("PUT", f"{path}/{current.id}", {"phone": changes})
-        if response.status_code == 200:  # noqa: PLR2004
+        if response.status_code == 200:
             return WriteResult(destination_id=current.id)
         return WriteResult(rejected=_error_text(response))
 
@@ -294,7 +294,7 @@ def _unwrap(body: dict[str, t.Any], root: str) -> dict[str, t.Any]:
 
 
 def _json(response: httpx.Response, api: str) -> t.Any:
-    if response.status_code >= 400:  # noqa: PLR2004
+    if response.status_code >= 400:
         msg = f"{api} answered {response.status_code}: {_error_text(response)}"
         raise FatalRequestError(msg, response.status_code)
     try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import typing as t
 
-import httpx
 from singer_sdk import typing as th
 
 from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
@@ -24,6 +23,8 @@ from crmphones.paging import follow_next_links
 if t.TYPE_CHECKING:
     import datetime
     from collections.abc import Iterator, Sequence
+
+    import httpx
 
     from crmphones.records import PhoneRecord
 
@@ -194,7 +195,7 @@ def _iso(when: datetime.datetime) -> str:
 
 def _document(response: httpx.Response, api: str) -> dict[str, t.Any]:
     """Decode a JSON:API document, turning an unexpected status into a clear error."""
-    if response.status_code >= 400:  # noqa: PLR2004
+    if response.status_code >= 400:
         msg = f"{api} answered {response.status_code}: {_error_text(response)}"
         raise FatalRequestError(msg, response.status_code)
     try:

@@ -161,7 +161,7 @@ class TicketEvolution(Dialect):
                 natives = list(self._pages(f"clients/{client_id}/phone_numbers",
                                            "phone_numbers", {}))
             except FatalRequestError as exc:
-                if exc.status == 404:  # noqa: PLR2004 - no such client: it holds nothing
+                if exc.status == 404:
                     continue
                 raise
             for native in natives:
@@ -220,7 +220,7 @@ class TicketEvolution(Dialect):
         """PUT a bare object of the changed attributes (§6)."""
         response = self._send("PUT", f"clients/{current.parent_id}/phone_numbers/{current.id}",
                               changes)
-        if response.status_code == 200:  # noqa: PLR2004
+        if response.status_code == 200:
             return WriteResult(destination_id=current.id)
         return WriteResult(rejected=_error_text(response))
 
@@ -284,7 +284,7 @@ def _client_from_url(url: str | None) -> str | None:
 
 
 def _json(response: httpx.Response, api: str) -> dict[str, t.Any]:
-    if response.status_code >= 400:  # noqa: PLR2004
+    if response.status_code >= 400:
         msg = f"{api} answered {response.status_code}: {_error_text(response)}"
         raise FatalRequestError(msg, response.status_code)
     try:

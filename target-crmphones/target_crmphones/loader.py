@@ -99,7 +99,7 @@ class Load:
         """The canonical fields the target needs, type-checked; ValueError says what is wrong."""
         if not isinstance(record, dict):
             msg = "record is not a JSON object"
-            raise ValueError(msg)  # noqa: TRY004 - a reason for the rejects table
+            raise ValueError(msg)
         fields = {name: _text(record, name) for name in (
             "parent_id", "parent_type", "number", "e164", "extension", "region",
             "phone_type", "label")}
@@ -152,7 +152,7 @@ class Load:
             if plan.action == "create":
                 creates[Owner.of(plan.wanted)].append(plan)
             elif plan.action == "update":
-                assert plan.current is not None  # noqa: S101 - set by plan_writes for updates
+                assert plan.current is not None
                 result = self._guard(lambda p=plan: self.dialect.update(p.current, p.changes))
                 self._record(plan, result, Outcome.UPDATED)
         for owner, group in creates.items():
@@ -168,8 +168,9 @@ class Load:
         results: list[WriteResult | None] = [None] * len(group)
         for _attempt in range(_AMBIGUOUS_ATTEMPTS):
             try:
-                answers = self._guard(lambda: list(self.dialect.create_many(
-                    owner, [group[i].wanted for i in pending])))
+                phones = [group[i].wanted for i in pending]
+                answers = self._guard(lambda phones=phones: list(
+                    self.dialect.create_many(owner, phones)))
             except AmbiguousWriteError as exc:
                 logger.warning("%s; checking the destination before resending", exc)
                 pending = self._still_missing(owner, group, pending, results)

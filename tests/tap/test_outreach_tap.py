@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import json
-import pathlib
 import subprocess
 import sys
 import typing as t
 
 import httpx
-
+from crmphones.emulator.outreach import OutreachApp
 from singer_sdk.testing import get_tap_test_class
+from tap_crmphones.tap import TapCRMPhones
 
 from crmphones.emulator import EmulatorServer
-from crmphones.emulator.outreach import OutreachApp
 from crmphones.phones import PHONE_TYPES
-from tap_crmphones.tap import TapCRMPhones
 from tests.conftest import SOURCE_TOKEN, outreach_config
+
+if t.TYPE_CHECKING:
+    import pathlib
 
 # The standard suite is built when the module is imported, so its emulator lives as long.
 _SUITE_SERVER = EmulatorServer(OutreachApp(records=120, parents=40, seed=3, token=SOURCE_TOKEN))

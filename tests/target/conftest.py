@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-import pathlib
 import subprocess
 import sys
 import typing as t
 
 import duckdb
 import pytest
+
+if t.TYPE_CHECKING:
+    import pathlib
 
 SCHEMA = {"type": "SCHEMA", "stream": "phones", "key_properties": [],
           "schema": {"type": "object", "properties": {}}}

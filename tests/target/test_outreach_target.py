@@ -60,7 +60,7 @@ def test_tap_to_target_round_trip(
     assert counts["created"] == len(valid)
     assert counts["rejected"] == sum(1 for r in source_records if not r["is_valid"])
     assert counts["created"] + counts["merged"] + counts["rejected"] == counts["received"]
-    assert "received=%d" % len(source_records) in result.stderr
+    assert f"received={len(source_records)}" in result.stderr
 
     # The same input again: everything is already there.
     before = len(_writes(outreach_destination))

@@ -1,0 +1,27 @@
+"""The SDK's standard target suite against an emulated Outreach account.
+
+Its streams are not phone records: the target must take every one of them without
+crashing (each lands in rejects with a reason) and keep the SDK's protocol behaviour.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+from singer_sdk.testing import get_target_test_class
+
+from crmphones.emulator import EmulatorServer
+from crmphones.emulator.outreach import OutreachApp
+from target_crmphones.target import TargetCRMPhones
+from tests.conftest import DESTINATION_TOKEN, outreach_config
+
+# The suite is built when the module is imported, so its emulator and file live as long.
+_SERVER = EmulatorServer(OutreachApp(records=0, parents=20, seed=5, token=DESTINATION_TOKEN))
+_SERVER.start()
+_STAGING = tempfile.mkdtemp(prefix="crmphones-standard-")
+
+TestTargetOutreachStandard = get_target_test_class(
+    TargetCRMPhones,
+    config=outreach_config(_SERVER, DESTINATION_TOKEN,
+                           staging_path=f"{_STAGING}/staging.duckdb"),
+)
