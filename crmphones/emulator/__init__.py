@@ -1,0 +1,11 @@
+"""Faithful emulators of the four CRM APIs, real HTTP servers on loopback (tests, demo, benchmarks).
+
+Standard library only, and never importing the client code: each dialect is written from
+`../shared/api/` so the emulator and the client cannot share a misreading of an API.
+"""
+
+from __future__ import annotations
+
+from crmphones.emulator.server import DialectApp, EmulatorServer, Faults, Request, Response
+
+__all__ = ["DialectApp", "EmulatorServer", "Faults", "Request", "Response"]

@@ -1,0 +1,267 @@
+"""The emulator's HTTP server: a real loopback server in front of one dialect app.
+
+A dialect app (`DialectApp`) only turns `Request` into `Response` and keeps its account's
+state. The server owns everything that is the same for every CRM: HTTP framing, injected
+latency and faults, the request log, and the `/_emulator/*` admin routes tests read back.
+
+Only the standard library is used, so the emulator can never share code (or a misreading of
+an API) with the client in `crmphones.dialects`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import typing as t
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+ADMIN_PREFIX = "/_emulator"
+FAULT_OPTIONS = ("latency_ms", "jitter_ms", "error_rate", "drop_rate")
+
+
+@dataclass
+class Request:
+    """One HTTP request as a dialect app sees it."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    raw_query: str = ""
+    headers: dict[str, str] = field(default_factory=dict)  # names lowercased
+    body: bytes = b""
+    host: str = "127.0.0.1"
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        """The last value of a query parameter (PHP and Rails both keep the last one)."""
+        found = [value for key, value in self.query if key == name]
+        return found[-1] if found else default
+
+    def json(self) -> t.Any:
+        """The body parsed as JSON; raises ValueError when it is not JSON."""
+        return json.loads(self.body or b"null")
+
+
+@dataclass
+class Response:
+    """What a dialect app answers; a non-bytes body is sent as JSON."""
+
+    status: int
+    body: t.Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+    def encode(self) -> bytes:
+        if self.status == 204 or self.body is None:
+            return b""
+        if isinstance(self.body, bytes):
+            return self.body
+        if isinstance(self.body, str):
+            return self.body.encode()
+        return json.dumps(self.body).encode()
+
+
+class DialectApp(t.Protocol):
+    """One emulated CRM account."""
+
+    name: str
+
+    def handle(self, request: Request) -> Response: ...
+
+    def snapshot(self) -> dict[str, t.Any]: ...
+
+    def configure(self, options: dict[str, t.Any]) -> None: ...
+
+
+class RateLimiter:
+    """A fixed-window quota (`limit` requests per `window` seconds), thread-safe."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window = limit, window
+        self._lock = threading.Lock()
+        self._start = time.monotonic()
+        self._used = 0
+
+    def take(self) -> tuple[bool, int, float]:
+        """Count one request. Returns (allowed, remaining, seconds until the window resets)."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._start >= self.window:
+                self._start, self._used = now, 0
+            reset_in = self.window - (now - self._start)
+            if self._used >= self.limit:
+                return False, 0, reset_in
+            self._used += 1
+            return True, self.limit - self._used, reset_in
+
+
+@dataclass
+class Faults:
+    """Injected trouble: latency on every request, server errors before the app runs, and
+    dropped connections after it ran (the write happened, the response is lost)."""
+
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    error_rate: float = 0.0
+    drop_rate: float = 0.0
+    seed: int = 0
+    _rng: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(f"faults-{self.seed}")
+
+    def update(self, options: dict[str, t.Any]) -> None:
+        for name in FAULT_OPTIONS:
+            if name in options:
+                setattr(self, name, float(options[name]))
+
+    def delay(self) -> float:
+        with self._lock:
+            jitter = self._rng.uniform(0, self.jitter_ms) if self.jitter_ms else 0.0
+        return max(0.0, self.latency_ms + jitter) / 1000
+
+    def roll(self, rate: float) -> bool:
+        if rate <= 0:
+            return False
+        with self._lock:
+            return self._rng.random() < rate
+
+    def error(self) -> Response | None:
+        if not self.roll(self.error_rate):
+            return None
+        with self._lock:
+            status = self._rng.choice((500, 503))
+        return Response(status, {"error": "injected fault", "status": status})
+
+
+class EmulatorServer:
+    """Serves one `DialectApp` on loopback; `with EmulatorServer(app) as s: httpx.get(s.url)`."""
+
+    def __init__(self, app: DialectApp, host: str = "127.0.0.1", port: int = 0,
+                 faults: Faults | None = None) -> None:
+        self.app = app
+        self.faults = faults or Faults()
+        self.requests: list[dict[str, t.Any]] = []
+        self._log_lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> EmulatorServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def log(self, entry: dict[str, t.Any]) -> None:
+        with self._log_lock:
+            self.requests.append(entry)
+
+    def admin(self, request: Request) -> Response:
+        route = (request.method, request.path[len(ADMIN_PREFIX):].rstrip("/"))
+        if route == ("GET", "/health"):
+            return Response(200, {"status": "ok", "dialect": self.app.name})
+        if route == ("GET", "/state"):
+            return Response(200, self.app.snapshot())
+        if route == ("GET", "/requests"):
+            with self._log_lock:
+                return Response(200, list(self.requests))
+        if route == ("DELETE", "/requests"):
+            with self._log_lock:
+                self.requests.clear()
+            return Response(204)
+        if route == ("POST", "/config"):
+            try:
+                options = request.json()
+            except ValueError:
+                return Response(400, {"error": "config must be a JSON object"})
+            if not isinstance(options, dict):
+                return Response(400, {"error": "config must be a JSON object"})
+            self.faults.update(options)
+            self.app.configure({k: v for k, v in options.items() if k not in FAULT_OPTIONS})
+            return Response(200, {"ok": True})
+        return Response(404, {"error": f"no admin route {request.method} {request.path}"})
+
+
+def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as real APIs and httpx pools expect
+
+        def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002
+            """Quiet: the request log is kept in memory and served at /_emulator/requests."""
+
+        def _serve(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            request = Request(
+                method=self.command, path=parts.path,
+                query=parse_qsl(parts.query, keep_blank_values=True), raw_query=parts.query,
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=self.rfile.read(length) if length else b"",
+                host=self.headers.get("Host", "127.0.0.1"),
+            )
+            if request.path.startswith(ADMIN_PREFIX):
+                self._send(server.admin(request))
+                return
+            delay = server.faults.delay()
+            if delay:
+                time.sleep(delay)
+            entry: dict[str, t.Any] = {"method": request.method, "path": request.path,
+                                       "query": request.raw_query, "at": time.time()}
+            response = server.faults.error()
+            entry["fault"] = "error" if response else None
+            if response is None:
+                try:
+                    response = server.app.handle(request)
+                except Exception as exc:  # an emulator bug must show as a 500, not a hang
+                    response = Response(500, {"error": f"emulator bug: {exc!r}"})
+            entry["status"] = response.status
+            if request.method in ("POST", "PUT", "PATCH"):
+                entry["body"] = request.body.decode(errors="replace")
+            if response.status < 300 and server.faults.roll(server.faults.drop_rate):
+                entry["fault"] = "dropped"
+                server.log(entry)
+                self.close_connection = True  # the work is done, the answer never arrives
+                return
+            server.log(entry)
+            self._send(response)
+
+        def _send(self, response: Response) -> None:
+            payload = response.encode()
+            self.send_response(response.status)
+            if payload:
+                self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if payload and self.command != "HEAD":
+                self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve  # noqa: N815
+
+    return Handler
