@@ -6,9 +6,9 @@ import os
 import typing as t
 
 import pytest
-from crmphones.emulator.outreach import OutreachApp
 
 from crmphones.emulator import EmulatorServer
+from crmphones.emulator.outreach import OutreachApp
 
 if t.TYPE_CHECKING:
     import pathlib

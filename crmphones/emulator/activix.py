@@ -12,7 +12,7 @@ import threading
 import time
 import typing as t
 from collections import deque
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from random import Random
 from urllib.parse import quote
 
@@ -453,8 +453,9 @@ class ActivixApp:
     def _duplicate(self, lead_id: int, number: str, kind: str, own_id: int | None) -> bool:
         """§7 [A]: same number on the lead, or a second phone of that type on the lead."""
         digits = _digits(number or "")
-        return any(p["id"] != own_id and (p["type"] == kind or (digits and _digits(p["number"] or "") == digits))
-                   for p in self.phones.values() if p["lead_id"] == lead_id)
+        return any(
+            p["id"] != own_id and (p["type"] == kind or (digits and _digits(p["number"] or "") == digits))
+            for p in self.phones.values() if p["lead_id"] == lead_id)
 
     def _store_phone(self, clean: dict[str, t.Any], phone: dict[str, t.Any] | None) -> dict[str, t.Any]:
         stamp = self._tick()

@@ -211,7 +211,7 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as real APIs and httpx pools expect
 
-        def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: t.Any) -> None:
             """Quiet: the request log is kept in memory and served at /_emulator/requests."""
 
         def _serve(self) -> None:

@@ -186,7 +186,7 @@ def test_create_update_and_errors(api: httpx.Client, app: ActivixApp) -> None:
         response = api.request(method, f"/lead-phones/{phone['id']}")
         assert response.status_code == 405
         assert response.json() == {"message": "Method not allowed."}
-    assert [p for p in app.snapshot()["lead_phones"] if p["id"] == phone["id"]][0]["number"] == (
+    assert next(p for p in app.snapshot()["lead_phones"] if p["id"] == phone["id"])["number"] == (
         "+15141234459")
 
 

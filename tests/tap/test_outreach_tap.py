@@ -8,12 +8,12 @@ import sys
 import typing as t
 
 import httpx
-from crmphones.emulator.outreach import OutreachApp
 from singer_sdk.testing import get_tap_test_class
-from tap_crmphones.tap import TapCRMPhones
 
 from crmphones.emulator import EmulatorServer
+from crmphones.emulator.outreach import OutreachApp
 from crmphones.phones import PHONE_TYPES
+from tap_crmphones.tap import TapCRMPhones
 from tests.conftest import SOURCE_TOKEN, outreach_config
 
 if t.TYPE_CHECKING:
