@@ -55,6 +55,12 @@ def common_settings() -> list[th.Property]:
         ),
         *CREDENTIALS,
         th.Property(
+            "max_requests_per_minute", th.IntegerType,
+            description="Client-side pacing of API calls. Defaults to just under the provider's "
+            "documented limit (Activix: 190, under its 200 a minute); raise it when the CRM has "
+            "granted the account more. 0 turns pacing off.",
+        ),
+        th.Property(
             "default_region", th.StringType, default="US",
             description="ISO 3166 alpha-2 region assumed for numbers written without a "
             "country code.",

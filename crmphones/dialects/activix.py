@@ -32,8 +32,6 @@ if t.TYPE_CHECKING:
 __all__ = ["Activix"]
 
 _PER_PAGE = 100  # §4: the maximum
-# §8: 200 requests/minute; pace a little under it so a window edge never earns a 429.
-_REQUESTS_PER_SECOND = 190 / 60
 _TYPES = ("mobile", "work", "home")  # §6: the type slots of a lead
 #: Canonical type -> Activix type (it has only three).
 NATIVE_TYPES = {"mobile": "mobile", "work": "work", "home": "home", "fax": "work",
@@ -65,6 +63,8 @@ class Activix(Dialect):
     default_api_url = "https://api.crm.activix.ca/v2"
     required_settings = ("access_token",)
     parent_types = ("lead",)
+    # §8: 200 requests/minute; pace a little under it so a window edge never earns a 429.
+    default_requests_per_minute = 190
     streams = (
         # Phones carry no filterable date of their own: the bookmark is the lead's (§5).
         StreamSpec("lead_phones", LEAD_PHONE_SCHEMA, replication_key="lead_updated_at",
@@ -82,7 +82,7 @@ class Activix(Dialect):
             auth_hint="the `access_token` setting (the Activix API key)",
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             secrets=[token],
-            max_requests_per_second=_REQUESTS_PER_SECOND,
+            max_requests_per_second=self.requests_per_second,
             auth_statuses=(401,),  # 403 also means "Duplicate phone." (§7)
         )
 

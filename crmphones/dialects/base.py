@@ -88,6 +88,8 @@ class Dialect(abc.ABC):
     streams: t.ClassVar[tuple[StreamSpec, ...]]
     #: ``parent_type`` of the phones it writes.
     parent_types: t.ClassVar[tuple[str, ...]]
+    #: Pacing when ``max_requests_per_minute`` is not set: just under the documented limit.
+    default_requests_per_minute: t.ClassVar[float | None] = None
 
     def __init__(self, config: Mapping[str, t.Any]) -> None:
         """Bind the dialect to one account.
@@ -99,6 +101,9 @@ class Dialect(abc.ABC):
         self.api_url = str(config.get("api_url") or self.default_api_url).rstrip("/")
         self.default_region = str(config.get("default_region") or "US").upper()
         self.page_size = int(config.get("page_size") or 0) or None
+        pace = config.get("max_requests_per_minute")
+        per_minute = self.default_requests_per_minute if pace is None else float(pace)
+        self.requests_per_second = per_minute / 60 if per_minute else None
         self.client = self.build_client()
 
     def close(self) -> None:

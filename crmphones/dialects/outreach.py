@@ -72,6 +72,7 @@ class Outreach(Dialect):
             auth_hint="the `access_token` setting (an Outreach OAuth token with phoneNumbers scopes)",
             headers={"Authorization": f"Bearer {token}", "Accept": _MEDIA_TYPE},
             secrets=[token],
+            max_requests_per_second=self.requests_per_second,
         )
 
     # -- read -------------------------------------------------------------------------

@@ -80,6 +80,7 @@ class TicketEvolution(Dialect):
             auth=TicketEvolutionSigner(token, secret),
             headers={"Accept": "application/json"},
             secrets=[token, secret],
+            max_requests_per_second=self.requests_per_second,
             auth_statuses=(401,),
         )
 

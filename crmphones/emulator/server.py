@@ -15,7 +15,7 @@ import random
 import threading
 import time
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -62,6 +62,20 @@ class Response:
         if isinstance(self.body, str):
             return self.body.encode()
         return json.dumps(self.body).encode()
+
+
+@dataclass
+class LoggedRequest:
+    """One API request as the server saw it (admin routes are not logged; headers never are,
+    since they carry credentials)."""
+
+    method: str
+    path: str
+    query: str
+    at: float
+    status: int = 0
+    fault: str | None = None  # "error" (injected 5xx) or "dropped" (response never sent)
+    body: str | None = None  # writes only
 
 
 class DialectApp(t.Protocol):
@@ -145,7 +159,7 @@ class EmulatorServer:
                  faults: Faults | None = None) -> None:
         self.app = app
         self.faults = faults or Faults()
-        self.requests: list[dict[str, t.Any]] = []
+        self.requests: list[LoggedRequest] = []
         self._log_lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self._httpd.daemon_threads = True
@@ -177,7 +191,7 @@ class EmulatorServer:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def log(self, entry: dict[str, t.Any]) -> None:
+    def log(self, entry: LoggedRequest) -> None:
         with self._log_lock:
             self.requests.append(entry)
 
@@ -189,7 +203,7 @@ class EmulatorServer:
             return Response(200, self.app.snapshot())
         if route == ("GET", "/requests"):
             with self._log_lock:
-                return Response(200, list(self.requests))
+                return Response(200, [asdict(entry) for entry in self.requests])
         if route == ("DELETE", "/requests"):
             with self._log_lock:
                 self.requests.clear()
@@ -230,20 +244,19 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             delay = server.faults.delay()
             if delay:
                 time.sleep(delay)
-            entry: dict[str, t.Any] = {"method": request.method, "path": request.path,
-                                       "query": request.raw_query, "at": time.time()}
+            entry = LoggedRequest(request.method, request.path, request.raw_query, time.time())
             response = server.faults.error()
-            entry["fault"] = "error" if response else None
+            entry.fault = "error" if response else None
             if response is None:
                 try:
                     response = server.app.handle(request)
                 except Exception as exc:  # an emulator bug must show as a 500, not a hang
                     response = Response(500, {"error": f"emulator bug: {exc!r}"})
-            entry["status"] = response.status
+            entry.status = response.status
             if request.method in ("POST", "PUT", "PATCH"):
-                entry["body"] = request.body.decode(errors="replace")
+                entry.body = request.body.decode(errors="replace")
             if response.status < 300 and server.faults.roll(server.faults.drop_rate):
-                entry["fault"] = "dropped"
+                entry.fault = "dropped"
                 server.log(entry)
                 self.close_connection = True  # the work is done, the answer never arrives
                 return
