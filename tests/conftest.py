@@ -8,6 +8,7 @@ import typing as t
 import pytest
 
 from crmphones.emulator import EmulatorServer
+from crmphones.emulator.activix import ActivixApp
 from crmphones.emulator.outreach import OutreachApp
 
 if t.TYPE_CHECKING:
@@ -58,3 +59,25 @@ def outreach_config(server: EmulatorServer, token: str, **extra: t.Any) -> dict[
 def staging_path(tmp_path: pathlib.Path) -> str:
     """A fresh DuckDB staging file."""
     return str(tmp_path / "staging.duckdb")
+
+
+@pytest.fixture
+def activix_source() -> Iterator[EmulatorServer]:
+    """An Activix account with 200 messy lead phones on 100 leads (quota out of the way)."""
+    app = ActivixApp(records=200, parents=100, seed=5, token=SOURCE_TOKEN, rate_limit=100_000)
+    with EmulatorServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def activix_destination() -> Iterator[EmulatorServer]:
+    """An Activix account with the same 100 leads and no phones yet."""
+    app = ActivixApp(records=0, parents=100, seed=5, token=DESTINATION_TOKEN, rate_limit=100_000)
+    with EmulatorServer(app) as server:
+        yield server
+
+
+def activix_config(server: EmulatorServer, token: str, **extra: t.Any) -> dict[str, t.Any]:
+    """Plugin settings pointing at an emulated Activix account, pacing off unless asked."""
+    return {"provider": "activix", "api_url": f"{server.url}/v2", "access_token": token,
+            "max_requests_per_minute": 0, **extra}

@@ -171,7 +171,9 @@ class EmulatorServer:
         return f"http://{host}:{port}"
 
     def start(self) -> EmulatorServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll interval so stop() returns at once (tests start many servers).
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -224,6 +226,9 @@ class EmulatorServer:
 def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as real APIs and httpx pools expect
+        # Headers and body go out in two writes: with Nagle on, each response waits ~40 ms
+        # for the client's delayed ACK.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: t.Any) -> None:
             """Quiet: the request log is kept in memory and served at /_emulator/requests."""

@@ -23,6 +23,9 @@ class DialectStream(Stream):
         super().__init__(tap, schema=spec.schema, name=spec.name)
         self.primary_keys = list(spec.key_properties)
         self.replication_key = spec.replication_key
+        # Parent streams are for warehouse loads; piped straight into target-crmphones they
+        # would only be rejects, so they are chosen explicitly (`select` in Meltano).
+        self.selected_by_default = spec.is_phone_stream
 
     @property
     def is_sorted(self) -> bool:

@@ -15,6 +15,7 @@ from crmphones.emulator.outreach import OutreachApp
 from crmphones.phones import PHONE_TYPES
 from tap_crmphones.tap import TapCRMPhones
 from tests.conftest import SOURCE_TOKEN, outreach_config
+from tests.tap.conftest import run_tap
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -31,20 +32,8 @@ TestTapOutreachStandard = get_tap_test_class(
 
 def _run_tap(config: dict[str, t.Any], state: dict[str, t.Any] | None = None
              ) -> tuple[list[dict], list[dict]]:
-    """Sync every stream in-process; return (records of phone_numbers, state messages)."""
-    tap = TapCRMPhones(config=config, state=state, setup_mapper=True)
-    records, states = [], []
-
-    def capture(message: t.Any) -> None:
-        body = message.to_dict()
-        if body["type"] == "RECORD" and body["stream"] == "phone_numbers":
-            records.append(body["record"])
-        elif body["type"] == "STATE":
-            states.append(body["value"])
-
-    tap.write_message = capture  # type: ignore[method-assign]
-    tap.sync_all()
-    return records, states
+    run = run_tap(config, state)
+    return run.records.get("phone_numbers", []), run.states
 
 
 def test_every_phone_is_read_with_canonical_fields(outreach_source: EmulatorServer) -> None:
