@@ -171,20 +171,23 @@ class Activix(Dialect):
 
     def settle(self, plans: list[PlannedWrite], current: Sequence[PhoneRecord]
                ) -> list[PlannedWrite]:
-        """One phone per type per lead (§6): the latest input record claims a slot first.
+        """One phone per type per lead (§6): the latest typed input record claims a slot first.
 
         A create or a type change that needs a slot another phone of the lead holds is
         rejected with that reason instead of earning a 403 from the API. A create with no
-        type takes the first free slot of mobile, work, home.
+        type then takes the first free slot of mobile, work, home, or is rejected when the
+        lead has none left.
         """
         moving = {p.current.id for p in plans if p.current and p.action == "update"}
         taken: dict[tuple[str, str], str | None] = {
             (phone.parent_id, phone.label): phone.id for phone in current
             if phone.label and phone.id not in moving
         }
-        for plan in sorted(plans, key=lambda p: -p.seq):
-            if plan.action not in ("create", "update"):
-                continue
+        writes = [p for p in plans if p.action in ("create", "update")]
+        typed = [p for p in writes if (p.changes or self.write_attributes(p.wanted)).get("type")]
+        untyped = [p for p in writes if p not in typed]
+        # Typed records first, latest first; untyped ones then take what is left.
+        for plan in [*sorted(typed, key=lambda p: -p.seq), *sorted(untyped, key=lambda p: -p.seq)]:
             lead = plan.wanted.parent_id
             mine = plan.current.id if plan.current else None
             slot = (plan.changes or self.write_attributes(plan.wanted)).get("type")

@@ -12,21 +12,23 @@ from crmphones.emulator import EmulatorServer
 from crmphones.emulator.activix import ActivixApp
 from tap_crmphones.tap import TapCRMPhones
 from tests.conftest import SOURCE_TOKEN, activix_config
-from tests.tap.conftest import run_tap
+from tests.tap.conftest import every_stream_selected, run_tap
 
 # The standard suite is built when the module is imported, so its emulator lives as long.
 _SUITE_SERVER = EmulatorServer(ActivixApp(records=60, parents=30, seed=4, token=SOURCE_TOKEN,
                                           rate_limit=100_000))
 _SUITE_SERVER.start()
 
+_SUITE_CONFIG = activix_config(_SUITE_SERVER, SOURCE_TOKEN)
 TestTapActivixStandard = get_tap_test_class(
-    TapCRMPhones, config=activix_config(_SUITE_SERVER, SOURCE_TOKEN),
+    TapCRMPhones, config=_SUITE_CONFIG, catalog=every_stream_selected(_SUITE_CONFIG),
 )
 
 
 def test_every_lead_phone_is_read_with_canonical_fields(activix_source: EmulatorServer) -> None:
     """Each phone embedded in each lead arrives once, typed, with its lead and native record."""
-    run = run_tap(activix_config(activix_source, SOURCE_TOKEN))
+    config = activix_config(activix_source, SOURCE_TOKEN)
+    run = run_tap(config, catalog=every_stream_selected(config))
     held = activix_source.app.snapshot()
     phones = run.records["lead_phones"]
     assert sorted(int(p["id"]) for p in phones) == [p["id"] for p in held["lead_phones"]]
@@ -54,10 +56,10 @@ def test_incremental_rereads_the_bookmark_day_without_duplicates(
     """The bookmark is the lead's updated_at; the day-precision filter is overlapped, not trusted."""
     config = activix_config(activix_source, SOURCE_TOKEN)
     first = run_tap(config)
-    bookmark = first.states[-1]["bookmarks"]["lead_phones"]["replication_key_value"]
+    bookmark = first.state["bookmarks"]["lead_phones"]["replication_key_value"]
     assert bookmark == max(p["lead_updated_at"] for p in first.records["lead_phones"])
 
-    second = run_tap(config, state=first.states[-1])
+    second = run_tap(config, state=first.state)
     again = second.records.get("lead_phones", [])
     assert all(p["lead_updated_at"] >= bookmark for p in again)
     assert max(Counter(p["id"] for p in again).values(), default=1) == 1
@@ -69,7 +71,7 @@ def test_incremental_rereads_the_bookmark_day_without_duplicates(
                          headers={"Authorization": f"Bearer {SOURCE_TOKEN}",
                                   "Content-Type": "application/json"})
     assert response.status_code == 200, response.text
-    third = run_tap(config, state=first.states[-1])
+    third = run_tap(config, state=first.state)
     assert str(phone["id"]) in {p["id"] for p in third.records["lead_phones"]}
 
 
@@ -91,17 +93,17 @@ def test_older_host_and_response_shapes() -> None:
 
 def test_pacing_stays_under_the_limit_and_429_is_honoured() -> None:
     """Paced under the quota: no 429. Unpaced: 429s are waited out and nothing is lost."""
-    app = ActivixApp(records=60, parents=30, seed=6, token=SOURCE_TOKEN, rate_limit=8,
+    app = ActivixApp(records=60, parents=30, seed=6, token=SOURCE_TOKEN, rate_limit=6,
                      rate_window=1.0)
     with EmulatorServer(app) as server:
-        paced = activix_config(server, SOURCE_TOKEN, page_size=3, max_requests_per_minute=420)
+        paced = activix_config(server, SOURCE_TOKEN, page_size=2, max_requests_per_minute=300)
         phones = run_tap(paced).records["lead_phones"]
         assert len(phones) == 60
         assert [r for r in server.requests if r.status == 429] == []
-        assert len(server.requests) > 8 * 2, "the run spans several quota windows"
+        assert len(server.requests) > 6 * 2, "the run spans several quota windows"
 
         server.requests.clear()
-        unpaced = activix_config(server, SOURCE_TOKEN, page_size=3)
+        unpaced = activix_config(server, SOURCE_TOKEN, page_size=2)
         phones = run_tap(unpaced).records["lead_phones"]
         assert len(phones) == 60
         assert [r for r in server.requests if r.status == 429], "the quota was hit"

@@ -15,7 +15,7 @@ from crmphones.emulator.outreach import OutreachApp
 from crmphones.phones import PHONE_TYPES
 from tap_crmphones.tap import TapCRMPhones
 from tests.conftest import SOURCE_TOKEN, outreach_config
-from tests.tap.conftest import run_tap
+from tests.tap.conftest import every_stream_selected, run_tap
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -24,16 +24,16 @@ if t.TYPE_CHECKING:
 _SUITE_SERVER = EmulatorServer(OutreachApp(records=120, parents=40, seed=3, token=SOURCE_TOKEN))
 _SUITE_SERVER.start()
 
+_SUITE_CONFIG = outreach_config(_SUITE_SERVER, SOURCE_TOKEN, start_date="2000-01-01T00:00:00Z")
 TestTapOutreachStandard = get_tap_test_class(
-    TapCRMPhones,
-    config=outreach_config(_SUITE_SERVER, SOURCE_TOKEN, start_date="2000-01-01T00:00:00Z"),
+    TapCRMPhones, config=_SUITE_CONFIG, catalog=every_stream_selected(_SUITE_CONFIG),
 )
 
 
 def _run_tap(config: dict[str, t.Any], state: dict[str, t.Any] | None = None
              ) -> tuple[list[dict], list[dict]]:
     run = run_tap(config, state)
-    return run.records.get("phone_numbers", []), run.states
+    return run.records.get("phone_numbers", []), run.state
 
 
 def test_every_phone_is_read_with_canonical_fields(outreach_source: EmulatorServer) -> None:
@@ -58,18 +58,18 @@ def test_every_phone_is_read_with_canonical_fields(outreach_source: EmulatorServ
 def test_incremental_resumes_from_bookmark(outreach_source: EmulatorServer) -> None:
     """A second run from the saved state reads only what changed (plus the bookmark's ties)."""
     config = outreach_config(outreach_source, SOURCE_TOKEN)
-    first, states = _run_tap(config)
-    bookmark = states[-1]["bookmarks"]["phone_numbers"]["replication_key_value"]
+    first, state = _run_tap(config)
+    bookmark = state["bookmarks"]["phone_numbers"]["replication_key_value"]
     assert bookmark == max(r["updated_at"] for r in first)
 
-    second, _ = _run_tap(config, state=states[-1])
+    second, _ = _run_tap(config, state=state)
     assert {r["updated_at"] for r in second} == {bookmark}  # only the inclusive boundary
 
     # A change made after the first run is picked up.
     phone = outreach_source.app.snapshot()["phoneNumbers"][0]
     response = _patch(outreach_source, phone["id"], {"phoneType": "home"})
     assert response == 200
-    third, _ = _run_tap(config, state=states[-1])
+    third, _ = _run_tap(config, state=state)
     assert str(phone["id"]) in {r["id"] for r in third}
 
 

@@ -68,26 +68,27 @@ def test_one_phone_per_type_per_lead(
     activix_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str,
 ) -> None:
     """Two numbers of one type for one lead: the later record takes the slot, the other is a
-    reject with the reason; an untyped number takes the first free slot; no 403 is provoked."""
+    reject with the reason; typed records are placed before untyped ones; no 403 is provoked."""
     config = activix_config(activix_destination, DESTINATION_TOKEN, staging_path=staging_path)
     target_runner.run(config, [
         SCHEMA,
         record(parent_id="7", number="(514) 555-0101", phone_type="mobile"),
         record(parent_id="7", number="(514) 555-0102", phone_type="mobile"),  # later: wins
-        record(parent_id="7", number="514-555-0103 ext. 44"),                # no type
+        record(parent_id="7", number="514-555-0103 ext. 44"),                # no type: no slot left
         record(parent_id="7", number="514 555 0104", label="Office"),        # work
-        record(parent_id="7", number="514 555 0105", phone_type="home"),     # no slot left
+        record(parent_id="7", number="514 555 0105", phone_type="home"),
+        record(parent_id="8", number="514 555 0106 x7"),                     # no type: mobile
     ])
-    phones = {(p["number"], p["type"], p["extension"]) for p in _phones(activix_destination)}
-    assert phones == {("+15145550102", "mobile", None), ("+15145550103", "home", 44),
-                      ("+15145550104", "work", None)} or phones == {
-        ("+15145550102", "mobile", None), ("+15145550103", "work", 44),
-        ("+15145550104", "home", None)}
-    assert last_run_counts(staging_path) == {"received": 5, "created": 3, "updated": 0,
+    phones = {(p["lead_id"], p["number"], p["type"], p["extension"])
+              for p in _phones(activix_destination)}
+    assert phones == {(7, "+15145550102", "mobile", None), (7, "+15145550104", "work", None),
+                      (7, "+15145550105", "home", None), (8, "+15145550106", "mobile", 7)}
+    assert last_run_counts(staging_path) == {"received": 6, "created": 4, "updated": 0,
                                              "unchanged": 0, "merged": 0, "rejected": 2}
     reasons = dict(ledger(staging_path, "SELECT seq, reason FROM rejects"))
-    assert "one phone per type per lead" in reasons[1]
-    assert "one phone per type per lead" in reasons[5]
+    assert set(reasons) == {1, 3}
+    assert "already has a mobile phone" in reasons[1]
+    assert "one phone per type per lead" in reasons[3]
     assert not [r for r in activix_destination.requests if r.status == 403]
 
 
