@@ -17,7 +17,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PLUGINS = {"tap-crmphones": "tap_crmphones", "target-crmphones": "target_crmphones"}
 # Settings every SDK plugin has; meltano.yml need not repeat them.
 _SDK_BUILTINS = {"stream_maps", "stream_map_config", "faker_config", "flattening_enabled",
-                 "flattening_max_depth", "add_record_metadata", "load_method",
+                 "flattening_max_depth", "flattening_max_key_length", "flattening_separator",
+                 "add_record_metadata", "load_method",
                  "batch_size_rows", "validate_records", "batch_config", "state_message_frequency"}
 
 
