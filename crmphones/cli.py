@@ -19,7 +19,8 @@ __all__ = ["run_plugin"]
 def run_plugin(plugin: type[PluginBase]) -> t.NoReturn:
     """Run a tap or target CLI, turning our errors into one-line messages and exit code 1."""
     try:
-        plugin.cli.main(prog_name=plugin.name, standalone_mode=False)
+        # Outside standalone mode click returns (not raises) the code of a ctx.exit().
+        code = plugin.cli.main(prog_name=plugin.name, standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -32,4 +33,4 @@ def run_plugin(plugin: type[PluginBase]) -> t.NoReturn:
         details = "; ".join(getattr(exc, "errors", None) or [])
         sys.stderr.write(f"{plugin.name}: error: {exc}{': ' + details if details else ''}\n")
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -35,6 +35,10 @@ class CRMPhonesError(Exception):
 class ConfigError(CRMPhonesError, ConfigValidationError):
     """A setting is missing or wrong; the message names it."""
 
+    def __init__(self, message: str) -> None:
+        # The SDK's CLI logs `errors` (one line each) when it catches a validation error.
+        super().__init__(message, errors=[message])
+
 
 class AuthError(CRMPhonesError, FatalAPIError):
     """The API refused the credential (401) or the permission (403): stop at once."""

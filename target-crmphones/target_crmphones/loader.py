@@ -41,10 +41,19 @@ OutcomeRow = tuple[int, str, "str | None", t.Any, "str | None"]
 class Load:
     """The state of one target run against one destination account."""
 
-    def __init__(self, dialect: Dialect, staging_path: str, *, dry_run: bool) -> None:
-        """Open the ledger and register the run."""
+    def __init__(self, dialect: Dialect, staging_path: str, *, dry_run: bool,
+                 parent_map: dict[str, str] | None = None) -> None:
+        """Open the ledger and register the run.
+
+        Args:
+            dialect: The destination account.
+            staging_path: The DuckDB ledger file.
+            dry_run: Plan and record, send nothing.
+            parent_map: Source parent id -> destination parent id, for migrations.
+        """
         self.dialect = dialect
         self.dry_run = dry_run
+        self.parent_map = parent_map
         self.run_id = uuid.uuid4().hex
         self.staging = Staging(staging_path, self.run_id)
         self.staging.start_run(dialect.name, dry_run=dry_run)
@@ -112,6 +121,13 @@ class Load:
             msg = "missing number (or e164)"
             raise ValueError(msg)
         parent_types = self.dialect.parent_types
+        if self.parent_map is not None:
+            source = f"{fields['parent_type'] or 'parent'} {fields['parent_id']}"
+            fields["parent_id"] = self.parent_map.get(fields["parent_id"])
+            if fields["parent_id"] is None:
+                msg = f"{source} has no row in the parent map (parent_map_path)"
+                raise ValueError(msg)
+            fields["parent_type"] = None  # the mapped id is the destination's own kind
         fields["parent_type"] = fields["parent_type"] or parent_types[0]
         if fields["parent_type"] not in parent_types:
             msg = (f"parent_type {fields['parent_type']!r} cannot be written to "

@@ -9,6 +9,7 @@ from singer_sdk import Target
 from singer_sdk import typing as th
 
 from crmphones.cli import run_plugin
+from crmphones.mapping import load_parent_map
 from crmphones.settings import common_settings, dialect_for
 from target_crmphones.loader import Load
 from target_crmphones.sinks import PhoneSink
@@ -34,6 +35,13 @@ class TargetCRMPhones(Target):
             "counts (created if missing).",
         ),
         th.Property(
+            "parent_map_path", th.StringType,
+            description="For migrations: CSV file with a `source_parent_id,target_parent_id` "
+            "header mapping each source parent (e.g. an Outreach prospect) to its destination "
+            "parent (e.g. an Activix lead). When set, records whose parent has no row are "
+            "rejected with that reason.",
+        ),
+        th.Property(
             "dry_run", th.BooleanType, default=False,
             description="Compute, record and log the plan, but send no write to the CRM.",
         ),
@@ -42,10 +50,12 @@ class TargetCRMPhones(Target):
     @cached_property
     def load(self) -> Load:
         """The run's load, opened on first use."""
+        map_path = self.config.get("parent_map_path")
         return Load(
             dialect_for(self.config),
             self.config.get("staging_path") or ".crmphones/staging.duckdb",
             dry_run=bool(self.config.get("dry_run")),
+            parent_map=load_parent_map(map_path) if map_path else None,
         )
 
     def add_sink(self, stream_name: str, schema: dict, key_properties: t.Sequence[str] | None = None

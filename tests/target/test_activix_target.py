@@ -57,6 +57,8 @@ def test_tap_to_target_round_trip(
     assert counts == {"received": len(source), "created": len(valid), "updated": 0,
                       "unchanged": 0, "merged": 0, "rejected": len(source) - len(valid)}
     assert not [r for r in activix_destination.requests if r.status == 403]
+    lookups = [r for r in activix_destination.requests if r.path.startswith("/v2/leads/")]
+    assert lookups == [], "a batch touching most leads reads the lead pages, not each lead"
 
     before = len(_writes(activix_destination))
     target_runner.run(config, lines)
@@ -162,3 +164,44 @@ def test_bad_key_stops_at_once(
     assert "Traceback" not in result.stderr
     assert "wrong-activix-key" not in result.stderr + result.stdout
     assert len(activix_destination.requests) == 1
+
+
+def test_parent_map_moves_prospects_onto_leads(
+    activix_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str,
+    tmp_path: pathlib.Path,
+) -> None:
+    """Outreach-shaped records land on the mapped Activix leads; unmapped ones are rejected."""
+    parent_map = tmp_path / "prospect_to_lead.csv"
+    parent_map.write_text("source_parent_id,target_parent_id,note\n31,4,\n32,5,\n33,,no lead yet\n")
+    config = activix_config(activix_destination, DESTINATION_TOKEN, staging_path=staging_path,
+                            parent_map_path=str(parent_map))
+    target_runner.run(config, [
+        SCHEMA,
+        record(parent_type="prospect", parent_id="31", number="+1 212 555 0150", phone_type="voip"),
+        record(parent_type="prospect", parent_id=32, number="212-555-0151", label="Work"),
+        record(parent_type="prospect", parent_id="33", number="212-555-0152"),
+        record(parent_type="prospect", parent_id="34", number="212-555-0153"),
+    ])
+    phones = {(p["lead_id"], p["number"], p["type"]) for p in _phones(activix_destination)}
+    assert phones == {(4, "+12125550150", "mobile"), (5, "+12125550151", "work")}
+    reasons = dict(ledger(staging_path, "SELECT seq, reason FROM rejects"))
+    assert reasons == {3: "prospect 33 has no row in the parent map (parent_map_path)",
+                       4: "prospect 34 has no row in the parent map (parent_map_path)"}
+
+
+def test_parent_map_file_errors_are_one_line(
+    activix_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str,
+    tmp_path: pathlib.Path,
+) -> None:
+    """A missing map or a wrong header stops the run before any request, naming the setting."""
+    bad = tmp_path / "map.csv"
+    bad.write_text("prospect,lead\n1,2\n")
+    for path in (str(tmp_path / "nowhere.csv"), str(bad)):
+        config = activix_config(activix_destination, DESTINATION_TOKEN, staging_path=staging_path,
+                                parent_map_path=path)
+        result = target_runner.run(config, [SCHEMA, record(parent_id="1", number="+12125550150")],
+                                   check=False)
+        assert result.returncode == 1
+        assert "parent_map_path" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert activix_destination.requests == []
