@@ -10,7 +10,9 @@ import sys
 import typing as t
 import uuid
 
+import duckdb
 import httpx
+import phonenumbers
 import pytest
 
 if t.TYPE_CHECKING:
@@ -111,3 +113,93 @@ def test_meltano_run_outreach_to_outreach(
     state = _meltano("state", "get", f"emulator:tap-crmphones-to-target-crmphones:{suffix}")
     assert state.returncode == 0, state.stderr[-2000:]
     assert json.loads(state.stdout)["singer_state"]["bookmarks"]["phone_numbers"]
+
+
+_OUTREACH_TO_ACTIVIX_TYPES = {"mobile": "mobile", "work": "work", "home": "home", "voip": "mobile",
+                              "other": "home", None: "home"}
+
+
+def _valid_e164(number: str | None, country: str | None, extension: str | None
+                ) -> tuple[str, str | None] | None:
+    """The test's own reading of a number (phonenumbers directly, not crmphones)."""
+    region = country if country in phonenumbers.SUPPORTED_REGIONS else "US"
+    try:
+        parsed = phonenumbers.parse(number or "", region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return e164, (extension or parsed.extension or None)
+
+
+def test_meltano_run_outreach_to_activix_with_parent_map(
+    meltano_installed: None, tmp_path: pathlib.Path,
+) -> None:
+    """A migration: Outreach prospects' numbers onto the mapped Activix leads, at Activix's
+    own 200/minute limit, with every record accounted for and nothing written twice."""
+    source = EmulatorProcess("outreach", "--records", "60", "--parents", "30", "--seed", "11",
+                             "--token", "e2e-outreach-token")
+    activix = EmulatorProcess("activix", "--records", "0", "--parents", "30", "--seed", "11",
+                              "--token", "e2e-activix-key")
+    try:
+        lead_for = {str(i): str(31 - i) for i in range(1, 30)}  # prospect 30 has no lead
+        parent_map = tmp_path / "prospect_to_lead.csv"
+        parent_map.write_text("source_parent_id,target_parent_id\n" + "".join(
+            f"{p},{lead}\n" for p, lead in lead_for.items()))
+        staging = tmp_path / "activix.duckdb"
+        env = {
+            "CRMPHONES_SOURCE_PORT": source.url.rsplit(":", 1)[1],
+            "CRMPHONES_SOURCE_TOKEN": "e2e-outreach-token",
+            "CRMPHONES_ACTIVIX_PORT": activix.url.rsplit(":", 1)[1],
+            "CRMPHONES_ACTIVIX_TOKEN": "e2e-activix-key",
+            "CRMPHONES_PARENT_MAP": str(parent_map),
+            "TARGET_CRMPHONES__ACTIVIX_STAGING_PATH": str(staging),
+        }
+        suffix = uuid.uuid4().hex[:8]
+        run = ("run", "--state-id-suffix", suffix, "tap-crmphones", "target-crmphones--activix")
+        result = _meltano(*run, env=env)
+        assert result.returncode == 0, result.stderr[-6000:]
+        assert "e2e-activix-key" not in result.stderr
+
+        held = source.state()["phoneNumbers"]
+        candidates: dict[tuple[str, str, str | None], str] = {}
+        for phone in held:
+            attributes = phone["attributes"]
+            read = _valid_e164(attributes["number"], attributes["countryCode"],
+                               attributes["extension"])
+            prospect = str(phone["relationships"]["prospect"]["data"]["id"])
+            if read and prospect in lead_for:
+                kind = _OUTREACH_TO_ACTIVIX_TYPES.get(attributes["phoneType"], "home")
+                candidates[(lead_for[prospect], *read)] = kind
+        written = activix.state()["lead_phones"]
+        assert written, "the leads received phone numbers"
+        for phone in written:
+            key = (str(phone["lead_id"]), phone["number"],
+                   str(phone["extension"]) if phone["extension"] is not None else None)
+            assert key in candidates, f"{key} does not come from a mapped prospect"
+        slots = [(p["lead_id"], p["type"]) for p in written]
+        assert len(slots) == len(set(slots))
+
+        with duckdb.connect(str(staging), read_only=True) as ledger:
+            counts = ledger.execute("SELECT received, created, merged, rejected FROM runs").fetchone()
+            reasons = [r for (r,) in ledger.execute("SELECT reason FROM rejects").fetchall()]
+        assert counts is not None
+        received, created, merged, rejected = counts
+        assert received == len(held)
+        assert created == len(written)
+        assert created + merged + rejected == received
+        unplaced = [r for r in reasons if "one phone per type per lead" in r]
+        assert len(written) + len(unplaced) == len(candidates)
+        unmapped = [p for p in held if p["relationships"]["prospect"]["data"]["id"] == 30]
+        assert sum("prospect 30 has no row in the parent map" in r for r in reasons) == len(unmapped)
+        assert not [r for r in activix.requests() if r["status"] in (403, 429)]
+
+        # The same migration again: nothing left to write.
+        writes = [r for r in activix.requests() if r["method"] in ("POST", "PUT")]
+        again = _meltano(*run, "--full-refresh", env=env)
+        assert again.returncode == 0, again.stderr[-6000:]
+        assert [r for r in activix.requests() if r["method"] in ("POST", "PUT")] == writes
+    finally:
+        source.stop()
+        activix.stop()

@@ -1,4 +1,4 @@
-"""The SDK's standard target suite against an emulated Outreach account.
+"""The SDK's standard target suite against each emulated CRM.
 
 Its streams are not phone records: the target must take every one of them without
 crashing (each lands in rejects with a reason) and keep the SDK's protocol behaviour.
@@ -11,9 +11,10 @@ import tempfile
 from singer_sdk.testing import get_target_test_class
 
 from crmphones.emulator import EmulatorServer
+from crmphones.emulator.activix import ActivixApp
 from crmphones.emulator.outreach import OutreachApp
 from target_crmphones.target import TargetCRMPhones
-from tests.conftest import DESTINATION_TOKEN, outreach_config
+from tests.conftest import DESTINATION_TOKEN, activix_config, outreach_config
 
 # The suite is built when the module is imported, so its emulator and file live as long.
 _SERVER = EmulatorServer(OutreachApp(records=0, parents=20, seed=5, token=DESTINATION_TOKEN))
@@ -24,4 +25,13 @@ TestTargetOutreachStandard = get_target_test_class(
     TargetCRMPhones,
     config=outreach_config(_SERVER, DESTINATION_TOKEN,
                            staging_path=f"{_STAGING}/staging.duckdb"),
+)
+
+_ACTIVIX = EmulatorServer(ActivixApp(records=0, parents=20, seed=5, token=DESTINATION_TOKEN,
+                                     rate_limit=100_000))
+_ACTIVIX.start()
+
+TestTargetActivixStandard = get_target_test_class(
+    TargetCRMPhones,
+    config=activix_config(_ACTIVIX, DESTINATION_TOKEN, staging_path=f"{_STAGING}/activix.duckdb"),
 )
