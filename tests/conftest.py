@@ -10,6 +10,7 @@ import pytest
 from crmphones.emulator import EmulatorServer
 from crmphones.emulator.activix import ActivixApp
 from crmphones.emulator.outreach import OutreachApp
+from crmphones.emulator.ticketevolution import TicketEvolutionApp
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -17,6 +18,8 @@ if t.TYPE_CHECKING:
 
 SOURCE_TOKEN = "source-token-s3cr3t"
 DESTINATION_TOKEN = "destination-token-s3cr3t"
+SOURCE_SECRET = "source-signing-secret-s3cr3t"
+DESTINATION_SECRET = "destination-signing-secret-s3cr3t"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -81,3 +84,27 @@ def activix_config(server: EmulatorServer, token: str, **extra: t.Any) -> dict[s
     """Plugin settings pointing at an emulated Activix account, pacing off unless asked."""
     return {"provider": "activix", "api_url": f"{server.url}/v2", "access_token": token,
             "max_requests_per_minute": 0, **extra}
+
+
+@pytest.fixture
+def te_source() -> Iterator[EmulatorServer]:
+    """A Ticket Evolution account with 200 messy phone numbers on 100 clients."""
+    app = TicketEvolutionApp(records=200, parents=100, seed=8, token=SOURCE_TOKEN,
+                             secret=SOURCE_SECRET, rate_limit=100_000)
+    with EmulatorServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def te_destination() -> Iterator[EmulatorServer]:
+    """A Ticket Evolution account with the same 100 clients and no phone numbers yet."""
+    app = TicketEvolutionApp(records=0, parents=100, seed=8, token=DESTINATION_TOKEN,
+                             secret=DESTINATION_SECRET, rate_limit=100_000)
+    with EmulatorServer(app) as server:
+        yield server
+
+
+def te_config(server: EmulatorServer, token: str, secret: str, **extra: t.Any) -> dict[str, t.Any]:
+    """Plugin settings pointing at an emulated Ticket Evolution account."""
+    return {"provider": "ticketevolution", "api_url": f"{server.url}/v9", "api_token": token,
+            "api_secret": secret, **extra}
