@@ -129,23 +129,21 @@ class TicketEvolution(Dialect):
             native.get("url"))
         primary = (client or {}).get("primary_phone_number") or {}
         number = native.get("number") or native.get("raw_number")
-        code = str(native.get("country_code") or "").lstrip("+")
-        if number and code and not str(number).lstrip().startswith("+"):
-            number_to_parse = f"+{code} {number}"
-        else:
-            number_to_parse = number
-        record = self.phone_record(
+        # The calling code ("1" or "+1") says which country a national number belongs to; the
+        # number itself may still carry its own international prefix ("+33 ...", "0033 ...").
+        code = str(native.get("country_code") or "").strip().lstrip("+")
+        region = phonenumbers.region_code_for_country_code(int(code)) if code.isdigit() else None
+        return self.phone_record(
             native,
             id=native.get("id"),
             owner=Owner("client", str(client_id)),
-            number=number_to_parse,
+            number=number,
             extension=native.get("extension"),
             label=native.get("label"),
             is_primary=(str(primary.get("id")) == str(native.get("id"))) if primary else None,
             updated_at=native.get("updated_at"),
+            region_hint=None if region == "ZZ" else region,
         )
-        record.number = number  # as stored in the source, not as we read it
-        return record
 
     def to_client(self, client: dict[str, t.Any]) -> dict[str, t.Any]:
         """Client -> parent record (phones travel in ``client_phone_numbers``)."""

@@ -77,6 +77,21 @@ def _ok(status: int, body: t.Any) -> Response:
     return Response(status, body, content_type=JSON_TYPE)
 
 
+def _comparable(stored: t.Any, wanted: str) -> tuple[t.Any, t.Any]:
+    """Numbers compare as numbers, timestamps as instants, everything else as text (§6) [A]."""
+    if isinstance(stored, int) and not isinstance(stored, bool) and re.fullmatch(r"-?\d+", wanted.strip()):
+        return stored, int(wanted)
+    if isinstance(stored, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", stored):
+        try:
+            parsed = datetime.fromisoformat(wanted.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return stored, wanted
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return _epoch(stored), parsed.timestamp()
+    return str(stored), wanted
+
+
 def _slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "org"
 
@@ -468,7 +483,8 @@ class OneDegreeApp:
             compare = _OPERATORS.get(cond.get("operator", "equal_to"))
             if compare is None or "value" not in cond:
                 return _error(400, f"Unsupported query on {column}.")  # [A] only the scalar operators
-            rows = [r for r in rows if r.get(column) is not None and compare(str(r[column]), cond["value"])]
+            rows = [r for r in rows
+                    if r.get(column) is not None and compare(*_comparable(r[column], cond["value"]))]
         order = request.param("order", "name_asc")  # §5 older page: name_asc (default) | name_desc
         rows = sorted(rows, key=lambda r: (r[title].lower(), r["id"]), reverse=order == "name_desc")
         return rows[(page - 1) * per_page: page * per_page]

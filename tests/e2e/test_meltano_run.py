@@ -207,3 +207,45 @@ def test_meltano_run_outreach_to_activix_with_parent_map(
     finally:
         source.stop()
         activix.stop()
+
+
+def test_meltano_run_activix_to_ticketevolution(meltano_installed: None, tmp_path: pathlib.Path
+                                                ) -> None:
+    """Activix leads' phones onto Ticket Evolution clients: signed batch creates, exact result."""
+    activix = EmulatorProcess("activix", "--records", "60", "--parents", "40", "--seed", "12",
+                              "--token", "e2e-activix-key")
+    tevo = EmulatorProcess("ticketevolution", "--records", "0", "--parents", "40", "--seed", "12",
+                           "--token", "e2e-tevo-token", "--secret", "e2e-tevo-secret")
+    try:
+        client_for = {str(i): str(i) for i in range(1, 41)}
+        parent_map = tmp_path / "lead_to_client.csv"
+        parent_map.write_text("source_parent_id,target_parent_id\n" + "".join(
+            f"{lead},{client}\n" for lead, client in client_for.items()))
+        env = {
+            "CRMPHONES_ACTIVIX_PORT": activix.url.rsplit(":", 1)[1],
+            "CRMPHONES_ACTIVIX_TOKEN": "e2e-activix-key",
+            "CRMPHONES_TICKETEVOLUTION_PORT": tevo.url.rsplit(":", 1)[1],
+            "CRMPHONES_TICKETEVOLUTION_TOKEN": "e2e-tevo-token",
+            "CRMPHONES_TICKETEVOLUTION_SECRET": "e2e-tevo-secret",
+            "CRMPHONES_PARENT_MAP": str(parent_map),
+            "TARGET_CRMPHONES__TICKETEVOLUTION_STAGING_PATH": str(tmp_path / "tevo.duckdb"),
+        }
+        result = _meltano("run", "--state-id-suffix", uuid.uuid4().hex[:8],
+                          "activix-to-ticketevolution", env=env)
+        assert result.returncode == 0, result.stderr[-6000:]
+        assert "e2e-tevo-secret" not in result.stderr
+
+        expected = set()
+        for phone in activix.state()["lead_phones"]:
+            read = _valid_e164(phone["number"], None,
+                               None if phone["extension"] is None else str(phone["extension"]))
+            if read:
+                expected.add((str(phone["lead_id"]), *read))
+        written = {(str(p["client_id"]), f"+{p['country_code']}{p['number']}", p["extension"])
+                   for p in tevo.state()["phone_numbers"]}
+        assert written == expected
+        posts = [r for r in tevo.requests() if r["method"] == "POST"]
+        assert len(posts) == len({lead for lead, _, _ in expected}), "one POST per client"
+    finally:
+        activix.stop()
+        tevo.stop()

@@ -13,8 +13,15 @@ from singer_sdk.testing import get_target_test_class
 from crmphones.emulator import EmulatorServer
 from crmphones.emulator.activix import ActivixApp
 from crmphones.emulator.outreach import OutreachApp
+from crmphones.emulator.ticketevolution import TicketEvolutionApp
 from target_crmphones.target import TargetCRMPhones
-from tests.conftest import DESTINATION_TOKEN, activix_config, outreach_config
+from tests.conftest import (
+    DESTINATION_SECRET,
+    DESTINATION_TOKEN,
+    activix_config,
+    outreach_config,
+    te_config,
+)
 
 # The suite is built when the module is imported, so its emulator and file live as long.
 _SERVER = EmulatorServer(OutreachApp(records=0, parents=20, seed=5, token=DESTINATION_TOKEN))
@@ -34,4 +41,15 @@ _ACTIVIX.start()
 TestTargetActivixStandard = get_target_test_class(
     TargetCRMPhones,
     config=activix_config(_ACTIVIX, DESTINATION_TOKEN, staging_path=f"{_STAGING}/activix.duckdb"),
+)
+
+_TICKETEVOLUTION = EmulatorServer(TicketEvolutionApp(
+    records=0, parents=20, seed=5, token=DESTINATION_TOKEN, secret=DESTINATION_SECRET,
+    rate_limit=100_000))
+_TICKETEVOLUTION.start()
+
+TestTargetTicketEvolutionStandard = get_target_test_class(
+    TargetCRMPhones,
+    config=te_config(_TICKETEVOLUTION, DESTINATION_TOKEN, DESTINATION_SECRET,
+                     staging_path=f"{_STAGING}/ticketevolution.duckdb"),
 )
