@@ -9,6 +9,7 @@ import pytest
 
 from crmphones.emulator import EmulatorServer
 from crmphones.emulator.activix import ActivixApp
+from crmphones.emulator.onedegree import OneDegreeApp
 from crmphones.emulator.outreach import OutreachApp
 from crmphones.emulator.ticketevolution import TicketEvolutionApp
 
@@ -107,4 +108,28 @@ def te_destination() -> Iterator[EmulatorServer]:
 def te_config(server: EmulatorServer, token: str, secret: str, **extra: t.Any) -> dict[str, t.Any]:
     """Plugin settings pointing at an emulated Ticket Evolution account."""
     return {"provider": "ticketevolution", "api_url": f"{server.url}/v9", "api_token": token,
+            "api_secret": secret, **extra}
+
+
+@pytest.fixture
+def od_source() -> Iterator[EmulatorServer]:
+    """A One Degree account with 200 phones on 40 organizations and their locations and
+    opportunities."""
+    app = OneDegreeApp(records=200, parents=40, seed=9, api_key=SOURCE_TOKEN, api_secret=SOURCE_SECRET)
+    with EmulatorServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def od_destination() -> Iterator[EmulatorServer]:
+    """A One Degree account with the same owners and no phones yet."""
+    app = OneDegreeApp(records=0, parents=40, seed=9, api_key=DESTINATION_TOKEN,
+                       api_secret=DESTINATION_SECRET)
+    with EmulatorServer(app) as server:
+        yield server
+
+
+def od_config(server: EmulatorServer, key: str, secret: str, **extra: t.Any) -> dict[str, t.Any]:
+    """Plugin settings pointing at an emulated One Degree account."""
+    return {"provider": "onedegree", "api_url": f"{server.url}/v1", "api_key": key,
             "api_secret": secret, **extra}

@@ -92,11 +92,15 @@ class OneDegree(Dialect):
             owners += [(loc, "location", (("organization", str(org["id"])),))
                        for loc in org.get("locations") or []]
             if wants_opportunities:
+                own_locations = {str(loc["id"]) for loc in org.get("locations") or []}
                 for opp in self._pages(f"organizations/{org['id']}/opportunities"):
                     opp_ancestors = (("organization", str(org["id"])),)
                     owners.append((opp, "opportunity", opp_ancestors))
+                    # An opportunity's locations are usually its organization's own (§3: the
+                    # same phone page): those phones were read already, under the organization.
                     owners += [(loc, "location", (*opp_ancestors, ("opportunity", str(opp["id"]))))
-                               for loc in opp.get("locations") or []]
+                               for loc in opp.get("locations") or []
+                               if str(loc["id"]) not in own_locations]
             for native, owner_kind, ancestors in owners:
                 if owner_kind != kind:
                     continue
@@ -184,7 +188,10 @@ class OneDegree(Dialect):
                     for phone in opp.get("phones") or []:
                         yield self.to_phone_record(phone, opp_owner)
                     loc_key = (*org_key, ("opportunity", str(opp["id"])))
+                    own_locations = {str(loc["id"]) for loc in org.get("locations") or []}
                     for loc in opp.get("locations") or []:
+                        if str(loc["id"]) in own_locations:
+                            continue  # listed above, under the organization
                         for phone in loc.get("phones") or []:
                             yield self.to_phone_record(
                                 phone, Owner("location", str(loc["id"]), loc_key))
