@@ -249,3 +249,48 @@ def test_meltano_run_activix_to_ticketevolution(meltano_installed: None, tmp_pat
     finally:
         activix.stop()
         tevo.stop()
+
+
+def test_meltano_run_onedegree_to_onedegree(meltano_installed: None, tmp_path: pathlib.Path
+                                            ) -> None:
+    """All three phone streams between two One Degree accounts with the same owners: signed
+    writes through each owner's nested route, the destination ends with exactly the valid
+    phones on the same owners, and a rerun (FULL_TABLE) writes nothing."""
+    source = EmulatorProcess("onedegree", "--records", "80", "--parents", "15", "--seed", "13",
+                             "--api-key", "e2e-od-source", "--api-secret", "e2e-od-source-secret")
+    destination = EmulatorProcess("onedegree", "--records", "0", "--parents", "15", "--seed", "13",
+                                  "--api-key", "e2e-od-key", "--api-secret", "e2e-od-secret")
+    try:
+        env = {
+            "CRMPHONES_ONEDEGREE_SOURCE_PORT": source.url.rsplit(":", 1)[1],
+            "CRMPHONES_ONEDEGREE_SOURCE_KEY": "e2e-od-source",
+            "CRMPHONES_ONEDEGREE_SOURCE_SECRET": "e2e-od-source-secret",
+            "CRMPHONES_ONEDEGREE_PORT": destination.url.rsplit(":", 1)[1],
+            "CRMPHONES_ONEDEGREE_KEY": "e2e-od-key",
+            "CRMPHONES_ONEDEGREE_SECRET": "e2e-od-secret",
+            "TARGET_CRMPHONES__ONEDEGREE_STAGING_PATH": str(tmp_path / "od.duckdb"),
+        }
+        suffix = uuid.uuid4().hex[:8]
+        result = _meltano("run", "--state-id-suffix", suffix, "onedegree-to-onedegree", env=env)
+        assert result.returncode == 0, result.stderr[-6000:]
+        assert "e2e-od-secret" not in result.stderr
+
+        expected = set()
+        for phone in source.state()["phones"]:
+            digits, _, ext = phone["digits"].partition(" x")
+            read = _valid_e164(digits, None, ext or None)
+            if read:
+                expected.add((phone["phoneable_type"], phone["phoneable_id"], *read))
+        written = set()
+        for phone in destination.state()["phones"]:
+            digits, _, ext = phone["digits"].partition(" x")
+            written.add((phone["phoneable_type"], phone["phoneable_id"], digits, ext or None))
+        assert written == expected
+
+        writes = [r for r in destination.requests() if r["method"] in ("POST", "PUT")]
+        again = _meltano("run", "--state-id-suffix", suffix, "onedegree-to-onedegree", env=env)
+        assert again.returncode == 0, again.stderr[-6000:]
+        assert [r for r in destination.requests() if r["method"] in ("POST", "PUT")] == writes
+    finally:
+        source.stop()
+        destination.stop()

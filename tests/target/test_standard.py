@@ -12,6 +12,7 @@ from singer_sdk.testing import get_target_test_class
 
 from crmphones.emulator import EmulatorServer
 from crmphones.emulator.activix import ActivixApp
+from crmphones.emulator.onedegree import OneDegreeApp
 from crmphones.emulator.outreach import OutreachApp
 from crmphones.emulator.ticketevolution import TicketEvolutionApp
 from target_crmphones.target import TargetCRMPhones
@@ -19,6 +20,7 @@ from tests.conftest import (
     DESTINATION_SECRET,
     DESTINATION_TOKEN,
     activix_config,
+    od_config,
     outreach_config,
     te_config,
 )
@@ -52,4 +54,14 @@ TestTargetTicketEvolutionStandard = get_target_test_class(
     TargetCRMPhones,
     config=te_config(_TICKETEVOLUTION, DESTINATION_TOKEN, DESTINATION_SECRET,
                      staging_path=f"{_STAGING}/ticketevolution.duckdb"),
+)
+
+_ONEDEGREE = EmulatorServer(OneDegreeApp(records=0, parents=10, seed=5, api_key=DESTINATION_TOKEN,
+                                         api_secret=DESTINATION_SECRET))
+_ONEDEGREE.start()
+
+TestTargetOneDegreeStandard = get_target_test_class(
+    TargetCRMPhones,
+    config=od_config(_ONEDEGREE, DESTINATION_TOKEN, DESTINATION_SECRET,
+                     staging_path=f"{_STAGING}/onedegree.duckdb"),
 )
