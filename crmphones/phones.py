@@ -6,7 +6,9 @@
 >>> normalize("(202) 555-0143 ext. 7", default_region="US").e164
 '+12025550143'
 >>> normalize("call me").reason
-'not a phone number: call me'
+'not a phone number'
+>>> normalize("0044 20 7946 0958").e164  # "00" is the international prefix of most countries
+'+442079460958'
 >>> canonical_phone_type("Cell")
 'mobile'
 """
@@ -99,15 +101,22 @@ def _normalize_cached(
     if len(raw) > _MAX_RAW_LENGTH:
         return NormalizedNumber(None, extension, None, False, "number too long to be a phone")
     region = region_hint if region_hint in phonenumbers.SUPPORTED_REGIONS else default_region
+    # Reasons are categories (the number itself is kept beside them), so runs can count them.
     try:
         parsed = phonenumbers.parse(raw, region)
     except NumberParseException:
-        return NormalizedNumber(None, extension, None, False, f"not a phone number: {raw}")
+        return NormalizedNumber(None, extension, None, False, "not a phone number")
+    if not phonenumbers.is_valid_number(parsed) and raw.startswith("00"):
+        # "00" dials abroad from most of the world but not from NANP regions: read it as "+".
+        try:
+            parsed = phonenumbers.parse("+" + raw[2:], region)
+        except NumberParseException:
+            pass
     ext = extension or parsed.extension or None
     if not phonenumbers.is_valid_number(parsed):
         return NormalizedNumber(
             None, ext, phonenumbers.region_code_for_number(parsed), False,
-            f"invalid number for its region: {raw}",
+            "not a valid number for its region",
         )
     return NormalizedNumber(
         e164=phonenumbers.format_number(parsed, PhoneNumberFormat.E164),

@@ -127,8 +127,11 @@ def _valid_e164(number: str | None, country: str | None, extension: str | None
                 ) -> tuple[str, str | None] | None:
     """The test's own reading of a number (phonenumbers directly, not crmphones)."""
     region = country if country in phonenumbers.SUPPORTED_REGIONS else "US"
+    text = (number or "").strip()
     try:
-        parsed = phonenumbers.parse(number or "", region)
+        parsed = phonenumbers.parse(text, region)
+        if not phonenumbers.is_valid_number(parsed) and text.startswith("00"):
+            parsed = phonenumbers.parse("+" + text[2:], region)  # the documented "00" rule
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_valid_number(parsed):
