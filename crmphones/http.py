@@ -111,6 +111,7 @@ class ApiClient:
         self.auth_statuses = auth_statuses
         self.api_name = api_name
         self.auth_hint = auth_hint
+        self.base_url_text = base_url.rstrip("/")  # for messages; holds no secret
         self.retry = retry or RetryPolicy()
         self._secrets = tuple(s for s in secrets if s)
         self._min_interval = 1.0 / max_requests_per_second if max_requests_per_second else 0.0
@@ -215,7 +216,9 @@ class ApiClient:
                 attempt, self.retry.max_attempts - 1, delay,
             )
             self._sleep(delay)
-        msg = f"{self.api_name} {where}: gave up after {self.retry.max_attempts} attempts"
+        msg = f"{self.api_name} {where}: gave up after {self.retry.max_attempts} attempts ({failure})"
+        if failure in ("ConnectError", "ConnectTimeout"):
+            msg += f": nothing answers at {self.base_url_text}; check the `api_url` setting"
         raise TransientError(redact(msg, self._secrets))
 
     def _count(self, key: str) -> None:

@@ -99,3 +99,22 @@ def test_bad_token_fails_fast_with_setting_name(
     assert "wrong-token" not in result.stderr + result.stdout
     requests = [r for r in outreach_source.requests if r.path.startswith("/api/v2")]
     assert len(requests) == 1, "401 is not retried"
+
+
+def test_unreachable_api_url_is_one_line(tmp_path: pathlib.Path) -> None:
+    """Nothing listening: bounded retries, then one line naming `api_url`, exit code 1."""
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps({"provider": "outreach", "access_token": "t",
+                                       "api_url": f"http://127.0.0.1:{port}/api/v2"}))
+    result = subprocess.run(
+        [sys.executable, "-m", "tap_crmphones", "--config", str(config_file)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].endswith("check the `api_url` setting")
+    assert "Traceback" not in result.stderr
