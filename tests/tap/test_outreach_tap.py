@@ -109,7 +109,7 @@ def test_unreachable_api_url_is_one_line(tmp_path: pathlib.Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps({"provider": "outreach", "access_token": "t",
+    config_file.write_text(json.dumps({"provider": "outreach", "access_token": "a-long-token",
                                        "api_url": f"http://127.0.0.1:{port}/api/v2"}))
     result = subprocess.run(
         [sys.executable, "-m", "tap_crmphones", "--config", str(config_file)],
