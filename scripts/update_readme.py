@@ -1,4 +1,5 @@
-"""Regenerate the settings tables in README.md from `--about --format=markdown`.
+"""Regenerate the README's generated parts: the settings tables (`--about --format=markdown`)
+and the phone type translation table (`crmphones.translation`).
 
 Run after changing a setting: `python scripts/update_readme.py`; tests/test_docs.py fails
 until the README matches the code.
@@ -10,6 +11,8 @@ import pathlib
 import re
 import subprocess
 import sys
+
+from crmphones.translation import type_table
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PLUGINS = {"tap-crmphones": "tap_crmphones", "target-crmphones": "target_crmphones"}
@@ -29,6 +32,9 @@ def main() -> None:
         begin, end = f"<!-- {plugin} settings -->", f"<!-- /{plugin} settings -->"
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
         readme = pattern.sub(f"{begin}\n{settings_table(module)}\n{end}", readme)
+    begin, end = "<!-- type translation -->", "<!-- /type translation -->"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+    readme = pattern.sub(f"{begin}\n{type_table()}\n{end}", readme)
     (ROOT / "README.md").write_text(readme)
 
 

@@ -71,3 +71,10 @@ def test_registry_lists_the_dialects() -> None:
     modules = {p.stem for p in (ROOT / "crmphones" / "dialects").glob("*.py")} - {
         "__init__", "base"}
     assert {spec.split(":")[0].rsplit(".", 1)[1] for spec in DIALECTS.values()} == modules
+
+
+def test_readme_holds_the_type_translation_table() -> None:
+    """The README's type table is the one the dialects apply."""
+    from crmphones.translation import type_table
+
+    assert type_table() in (ROOT / "README.md").read_text()

@@ -20,6 +20,7 @@ from crmphones.errors import AuthError, FatalRequestError
 from crmphones.http import ApiClient
 from crmphones.paging import follow_next_links
 from crmphones.records import PHONE_RECORD_SCHEMA
+from crmphones.translation import native_type
 
 if t.TYPE_CHECKING:
     import datetime
@@ -35,9 +36,6 @@ __all__ = ["Activix"]
 _PER_PAGE = 100  # §4: the maximum
 _LOOKUPS_BEFORE_PAGING = 3  # below this many leads, one GET each is always cheapest
 _TYPES = ("mobile", "work", "home")  # §6: the type slots of a lead
-#: Canonical type -> Activix type (it has only three).
-NATIVE_TYPES = {"mobile": "mobile", "work": "work", "home": "home", "fax": "work",
-                "main": "work", "voip": "mobile", "other": "home"}
 
 LEAD_PHONE_SCHEMA = {
     **PHONE_RECORD_SCHEMA,
@@ -185,7 +183,7 @@ class Activix(Dialect):
         """Only ``type`` is compared; the number and extension are the phone's identity."""
         if phone.phone_type is None:
             return {}
-        return {"type": NATIVE_TYPES.get(phone.phone_type, "home")}
+        return {"type": native_type(self.name, phone.phone_type)}
 
     def current_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
         """``type`` as Activix holds it (older records: derived from ``mobile``)."""
@@ -229,7 +227,7 @@ class Activix(Dialect):
         if not phone.parent_id.isdigit():
             return WriteResult(rejected=f"Activix lead ids are integers, got {phone.parent_id!r}")
         body = {"lead_id": int(phone.parent_id), "number": phone.e164,
-                "type": NATIVE_TYPES.get(phone.phone_type or "other", "home"),
+                "type": native_type(self.name, phone.phone_type or "other"),
                 "extension": int(phone.extension) if phone.extension else None}
         response = self._send("POST", "lead-phones", body)
         if response.status_code in (200, 201):
@@ -265,7 +263,7 @@ class Activix(Dialect):
                 return WriteResult(destination_id=held.id, outcome="unchanged",
                                    detail="already on the lead (Activix answered Duplicate phone.)")
         return WriteResult(rejected=f"{text} (lead {phone.parent_id} has another "
-                                    f"{NATIVE_TYPES.get(phone.phone_type or 'other')} phone)")
+                                    f"{native_type(self.name, phone.phone_type or 'other')} phone)")
 
     def _send(self, method: str, path: str, body: dict[str, t.Any]) -> httpx.Response:
         response = self.client.request(method, path, content=json.dumps(body).encode(),

@@ -19,6 +19,7 @@ from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
 from crmphones.errors import FatalRequestError
 from crmphones.http import ApiClient
 from crmphones.phones import canonical_phone_type
+from crmphones.translation import native_type
 
 if t.TYPE_CHECKING:
     import datetime
@@ -200,7 +201,7 @@ class OneDegree(Dialect):
         """``phone_type`` (canonical word, free text in One Degree) and ``is_primary``."""
         attributes: dict[str, t.Any] = {}
         if phone.phone_type is not None:
-            attributes["phone_type"] = phone.phone_type
+            attributes["phone_type"] = native_type(self.name, phone.phone_type)
         if phone.is_primary is not None:
             attributes["is_primary"] = phone.is_primary
         return attributes

@@ -19,6 +19,7 @@ from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
 from crmphones.errors import FatalRequestError
 from crmphones.http import ApiClient
 from crmphones.paging import follow_next_links
+from crmphones.translation import native_type
 
 if t.TYPE_CHECKING:
     import datetime
@@ -33,9 +34,6 @@ __all__ = ["Outreach"]
 _MEDIA_TYPE = "application/vnd.api+json"
 _MAX_PAGE_SIZE = 1000  # §5, per third parties
 _OWNERS_PER_LISTING = 100  # prospect ids per filter[prospect][id] list, to keep URLs short
-# Outreach's phoneType vocabulary (§4); canonical types it lacks fall back to the nearest.
-_NATIVE_TYPES = {"mobile": "mobile", "work": "work", "home": "home", "voip": "voip",
-                 "other": "other", "fax": "other", "main": "work"}
 
 PROSPECT_SCHEMA = th.PropertiesList(
     th.Property("id", th.StringType, required=True),
@@ -143,7 +141,7 @@ class Outreach(Dialect):
         """Only ``phoneType`` is compared; number and extension are the phone's identity."""
         if phone.phone_type is None:
             return {}
-        return {"phoneType": _NATIVE_TYPES.get(phone.phone_type, "other")}
+        return {"phoneType": native_type(self.name, phone.phone_type)}
 
     def current_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
         """``phoneType`` as Outreach holds it."""

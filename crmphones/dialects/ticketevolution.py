@@ -22,6 +22,7 @@ from crmphones.errors import FatalRequestError
 from crmphones.http import ApiClient
 from crmphones.phones import canonical_phone_type
 from crmphones.records import PHONE_RECORD_SCHEMA
+from crmphones.translation import native_type
 
 if t.TYPE_CHECKING:
     import datetime
@@ -169,7 +170,8 @@ class TicketEvolution(Dialect):
     def write_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
         """``label`` (the source's text, else the canonical type) and ``is_primary``."""
         attributes: dict[str, t.Any] = {}
-        label = shorten_label(phone.label or phone.phone_type)
+        label = shorten_label(phone.label or (
+            native_type(self.name, phone.phone_type) if phone.phone_type else None))
         if label:
             attributes["label"] = label
         if phone.is_primary is not None:
