@@ -10,9 +10,10 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import time
 import typing as t
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from crmphones.dialects.base import Owner, WriteResult
 from crmphones.errors import FatalRequestError, TransientError
@@ -20,6 +21,7 @@ from crmphones.http import AmbiguousWriteError
 from crmphones.phones import PHONE_TYPES, canonical_phone_type, normalize
 from crmphones.plan import PlannedWrite, phone_key, plan_writes
 from crmphones.records import Outcome, PhoneRecord
+from target_crmphones.report import build_report, to_markdown, write_report
 from target_crmphones.staging import Staging
 
 if t.TYPE_CHECKING:
@@ -31,6 +33,7 @@ __all__ = ["Load"]
 
 logger = logging.getLogger("target-crmphones")
 
+_PROGRESS_SECONDS = 10.0
 _MAX_CONSECUTIVE_TRANSIENT = 5  # past this the API is down, not flaky: stop the run
 _AMBIGUOUS_ATTEMPTS = 3
 _DRY_RUN_SAMPLE = 20
@@ -42,7 +45,8 @@ class Load:
     """The state of one target run against one destination account."""
 
     def __init__(self, dialect: Dialect, staging_path: str, *, dry_run: bool,
-                 parent_map: dict[str, str] | None = None) -> None:
+                 parent_map: dict[str, str] | None = None, report_dir: str | None = None,
+                 progress_seconds: float = _PROGRESS_SECONDS) -> None:
         """Open the ledger and register the run.
 
         Args:
@@ -50,8 +54,17 @@ class Load:
             staging_path: The DuckDB ledger file.
             dry_run: Plan and record, send nothing.
             parent_map: Source parent id -> destination parent id, for migrations.
+            report_dir: Where the run report files go (None: log only).
+            progress_seconds: Least time between two progress lines.
         """
         self.dialect = dialect
+        self.report_dir = report_dir
+        self.progress_seconds = progress_seconds
+        self._started = time.monotonic()
+        self._last_progress = self._started
+        self._tally: Counter[str] = Counter()
+        self._received = 0
+        self._writes_left = 0
         self.dry_run = dry_run
         self.parent_map = parent_map
         self.run_id = uuid.uuid4().hex
@@ -73,6 +86,7 @@ class Load:
             return
         rows = [self.normalize(seq, stream, record) for seq, stream, record in batch]
         self.staging.stage(rows)
+        self._received += len(rows)
         outcomes: list[OutcomeRow] = [
             (row["seq"], Outcome.REJECTED.value, None, None, row["reject_reason"])
             for row in rows if row["reject_reason"]
@@ -82,7 +96,7 @@ class Load:
                      for seq in merged]
         wanted = [(row["seq"], _wanted_phone(self.dialect.name, row)) for row in winners]
         plans = self.diff(wanted)
-        self.staging.record_outcomes(outcomes)
+        self._outcomes(outcomes)
         self.write(plans)
 
     def normalize(self, seq: int, stream: str, record: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -158,11 +172,12 @@ class Load:
                       None, p.note) for p in plans if p.action == "unchanged"]
         rejected = [(p.seq, Outcome.REJECTED.value, None, None, p.note)
                     for p in plans if p.action == "reject"]
-        self.staging.record_outcomes(rejected)
-        self.staging.record_outcomes(unchanged)
+        self._outcomes(rejected)
+        self._outcomes(unchanged)
         if self.dry_run:
             self._show_plan(plans)
             return
+        self._writes_left = sum(p.action in ("create", "update") for p in plans)
         creates: dict[Owner, list[PlannedWrite]] = defaultdict(list)
         for plan in plans:
             if plan.action == "create":
@@ -177,6 +192,25 @@ class Load:
                 self._record(plan, result, Outcome.CREATED)
 
     # -- helpers ----------------------------------------------------------------------
+
+    def _outcomes(self, rows: Sequence[OutcomeRow]) -> None:
+        """Record outcomes in the ledger, keep the tally, and say how far the run is."""
+        self.staging.record_outcomes(rows)
+        self._tally.update(row[1] for row in rows)
+        now = time.monotonic()
+        if now - self._last_progress >= self.progress_seconds:
+            self._last_progress = now
+            self._log_progress(now)
+
+    def _log_progress(self, now: float) -> None:
+        calls = sum(self.dialect.client.calls.values())
+        rate = calls / max(now - self._started, 1e-9)
+        done = ", ".join(f"{k}={self._tally[k]}" for k in (o.value for o in Outcome))
+        left = ""
+        if self._writes_left and rate:
+            left = f"; {self._writes_left} writes left in this batch, about {self._writes_left / rate:.0f}s"
+        logger.info("progress: received=%d %s; %d API calls (%.1f/s)%s", self._received, done,
+                    calls, rate, left)
 
     def _create(self, owner: Owner, group: list[PlannedWrite]) -> list[WriteResult]:
         """Create an owner's new phones; when a response is lost, look before resending."""
@@ -232,12 +266,13 @@ class Load:
         return result
 
     def _record(self, plan: PlannedWrite, result: WriteResult, success: Outcome) -> None:
+        self._writes_left = max(0, self._writes_left - 1)
         if result.rejected:
             row = (plan.seq, Outcome.REJECTED.value, None, plan.changes or None, result.rejected)
         else:
             row = (plan.seq, result.outcome or success.value, result.destination_id,
                    plan.changes or None, result.detail)
-        self.staging.record_outcomes([row])
+        self._outcomes([row])
 
     def _show_plan(self, plans: Sequence[PlannedWrite]) -> None:
         """Dry run: record what would be done, and log a sample a person can read."""
@@ -245,7 +280,7 @@ class Load:
         rows = [(p.seq, outcome[p.action].value, p.current.id if p.current else None,
                  p.changes or None, "dry run: planned, not sent")
                 for p in plans if p.action in outcome]
-        self.staging.record_outcomes(rows)
+        self._outcomes(rows)
         for plan in plans:
             if plan.action not in outcome or self._dry_run_shown >= _DRY_RUN_SAMPLE:
                 continue
@@ -256,8 +291,18 @@ class Load:
                         plan.changes or "")
 
     def finish(self) -> dict[str, int]:
-        """Store and log the run's accounting; return the counts."""
+        """Store, log and write the run's report; return the counts."""
         counts = self.staging.finish_run()
+        duration = time.monotonic() - self._started
+        client = self.dialect.client
+        report = build_report(self.staging, provider=self.dialect.name, dry_run=self.dry_run,
+                              counts=counts, duration=duration, calls=dict(client.calls),
+                              waited=client.waited_seconds)
+        if self.report_dir:
+            report = write_report(report, self.staging, self.report_dir)
+        self.staging.record_report(duration=duration, calls=dict(client.calls),
+                                   waited=client.waited_seconds,
+                                   report_path=report["files"].get("markdown"))
         verb = "planned" if self.dry_run else "done"
         logger.info(
             "crmphones run %s (%s, %s): received=%d created=%d updated=%d unchanged=%d "
@@ -265,8 +310,16 @@ class Load:
             counts["created"], counts["updated"], counts["unchanged"], counts["merged"],
             counts["rejected"],
         )
-        for reason, count in self.staging.reject_reasons():
-            logger.info("  rejected %d: %s", count, reason)
+        for reason in report["rejects_by_reason"]:
+            logger.info("  rejected %d: %s", reason["records"], reason["reason"])
+        logger.info("API calls: %d %s in %.1fs (%.1f/s), %.1fs waiting on rate limits",
+                    report["api_calls"], report["api_calls_by_status"], duration,
+                    report["api_calls_per_second"], report["rate_limit_wait_seconds"])
+        if report["files"]:
+            logger.info("run report: %s (every record's outcome: %s)",
+                        report["files"]["markdown"], report["files"]["csv"])
+        else:
+            logger.info("run report:\n%s", to_markdown(report))
         accounted = sum(counts[k] for k in ("created", "updated", "unchanged", "merged",
                                             "rejected"))
         if accounted != counts["received"]:

@@ -27,6 +27,11 @@ CREATE TABLE IF NOT EXISTS runs (
     received BIGINT, created BIGINT, updated BIGINT, unchanged BIGINT,
     merged BIGINT, rejected BIGINT
 );
+-- Added with the run report; ALTER keeps files from earlier versions readable.
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS duration_seconds DOUBLE;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS api_calls JSON;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS rate_limit_wait_seconds DOUBLE;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS report_path VARCHAR;
 CREATE TABLE IF NOT EXISTS staged (
     run_id VARCHAR, seq BIGINT, stream VARCHAR, source_id VARCHAR,
     parent_type VARCHAR, parent_id VARCHAR, ancestors VARCHAR,
@@ -159,6 +164,59 @@ class Staging:
         )
         return counts
 
+    def record_report(self, *, duration: float, calls: dict[str, int], waited: float,
+                      report_path: str | None) -> None:
+        """Keep the run's API figures beside its counts, queryable across runs."""
+        self.connection.execute(
+            "UPDATE runs SET duration_seconds = ?, api_calls = ?, rate_limit_wait_seconds = ?, "
+            "report_path = ? WHERE run_id = ?",
+            [duration, json.dumps(calls), waited, report_path, self.run_id],
+        )
+
+    def started_at(self) -> datetime.datetime:
+        row = self.connection.execute("SELECT started_at FROM runs WHERE run_id = ?",
+                                      [self.run_id]).fetchone()
+        return row[0] if row else _now()
+
+    def by_parent(self, limit: int) -> list[dict[str, t.Any]]:
+        """Outcomes per parent, the parents with the most writes first."""
+        cursor = self.connection.execute(
+            """SELECT s.parent_type, s.parent_id,
+                      count(*) FILTER (WHERE o.outcome = 'created') AS created,
+                      count(*) FILTER (WHERE o.outcome = 'updated') AS updated,
+                      count(*) FILTER (WHERE o.outcome = 'unchanged') AS unchanged,
+                      count(*) FILTER (WHERE o.outcome = 'rejected') AS rejected
+               FROM outcomes o JOIN staged s USING (run_id, seq)
+               WHERE run_id = ? AND s.parent_id IS NOT NULL
+               GROUP BY ALL ORDER BY created + updated + rejected DESC, 1, 2 LIMIT ?""",
+            [self.run_id, limit])
+        return _dicts(cursor)
+
+    def sample(self, per_outcome: int) -> list[dict[str, t.Any]]:
+        """The first records of each written or rejected outcome, for a person to read."""
+        cursor = self.connection.execute(
+            """SELECT outcome, parent_type, parent_id, number, e164, changes, detail FROM (
+                   SELECT o.outcome, s.parent_type, s.parent_id, s.number, s.e164,
+                          o.changes, o.detail, row_number() OVER (
+                              PARTITION BY o.outcome ORDER BY o.seq) AS n, o.seq
+                   FROM outcomes o JOIN staged s USING (run_id, seq)
+                   WHERE run_id = ? AND o.outcome IN ('created', 'updated', 'rejected'))
+               WHERE n <= ? ORDER BY outcome, seq""",
+            [self.run_id, per_outcome])
+        return _dicts(cursor)
+
+    def export_outcomes(self, path: str) -> None:
+        """Every record of the run with its outcome, as CSV (the dry run's reviewable plan)."""
+        escaped = path.replace("'", "''")
+        # COPY takes no parameters; run_id is our own hex uuid.
+        self.connection.execute(
+            f"""COPY (SELECT s.seq, o.outcome, s.stream, s.source_id, s.parent_type, s.parent_id,
+                             s.number, s.e164, s.extension, s.phone_type, o.destination_id,
+                             o.changes, o.detail
+                      FROM staged s LEFT JOIN outcomes o USING (run_id, seq)
+                      WHERE run_id = '{self.run_id}' ORDER BY s.seq)
+                TO '{escaped}' (HEADER, DELIMITER ',')""")
+
     def reject_reasons(self) -> list[tuple[str, int]]:
         """Rejects of this run grouped by reason, most frequent first."""
         return self.connection.execute(
@@ -166,6 +224,11 @@ class Staging:
             "GROUP BY detail ORDER BY count(*) DESC, detail LIMIT 20",
             [self.run_id],
         ).fetchall()
+
+
+def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, t.Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _now() -> datetime.datetime:

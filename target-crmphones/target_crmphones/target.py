@@ -42,6 +42,17 @@ class TargetCRMPhones(Target):
             "rejected with that reason.",
         ),
         th.Property(
+            "report_dir", th.StringType, default=".crmphones/reports",
+            description="Folder for each run's report: `run-<time>-<id>.md` and `.json` (counts, "
+            "rejects by reason, API calls by status, time waiting on rate limits, a sample) and "
+            "`.csv` (every record's outcome; in a dry run, the plan). Empty: log only.",
+        ),
+        th.Property(
+            "progress_seconds", th.NumberType, default=10,
+            description="Least seconds between two progress lines on long runs (records so "
+            "far by outcome, API calls per second, writes left in the batch and time left).",
+        ),
+        th.Property(
             "dry_run", th.BooleanType, default=False,
             description="Compute, record and log the plan, but send no write to the CRM.",
         ),
@@ -56,6 +67,8 @@ class TargetCRMPhones(Target):
             self.config.get("staging_path") or ".crmphones/staging.duckdb",
             dry_run=bool(self.config.get("dry_run")),
             parent_map=load_parent_map(map_path) if map_path else None,
+            report_dir=self.config.get("report_dir", ".crmphones/reports") or None,
+            progress_seconds=float(self.config.get("progress_seconds", 10)),
         )
 
     def add_sink(self, stream_name: str, schema: dict, key_properties: t.Sequence[str] | None = None

@@ -37,7 +37,7 @@ class TargetRunner:
         result = subprocess.run(
             [sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
             input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=300,
-            check=False,
+            check=False, cwd=self.tmp_path,  # default report_dir is relative: keep it here
         )
         if check and result.returncode != 0:
             pytest.fail(f"target failed ({result.returncode}):\n{result.stderr[-4000:]}")

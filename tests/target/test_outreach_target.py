@@ -139,6 +139,10 @@ def test_dry_run_writes_nothing(
     assert _phones(outreach_destination) == []
     assert last_run_counts(staging_path)["created"] == 1
     assert "would create" in result.stderr
+    (plan,) = (target_runner.tmp_path / ".crmphones" / "reports").glob("*.csv")
+    header, row = plan.read_text().splitlines()
+    assert header.startswith("seq,outcome,")
+    assert row.startswith("1,created,")
 
 
 def test_bad_token_stops_at_once(
@@ -153,3 +157,34 @@ def test_bad_token_stops_at_once(
     assert "Traceback" not in result.stderr
     assert "not-the-token" not in result.stderr + result.stdout
     assert len(outreach_destination.requests) == 1
+
+
+def test_run_report_files_and_progress(
+    outreach_source: EmulatorServer, outreach_destination: EmulatorServer,
+    target_runner: TargetRunner, staging_path: str, tmp_path: pathlib.Path,
+) -> None:
+    """The report (Markdown, JSON, CSV) agrees with the ledger, shows API figures, holds no
+    secret; progress lines appear at the configured cadence."""
+    lines = _tap_output(outreach_source, tmp_path)
+    reports = tmp_path / "reports"
+    config = outreach_config(outreach_destination, DESTINATION_TOKEN, staging_path=staging_path,
+                             report_dir=str(reports), progress_seconds=0)
+    result = target_runner.run(config, lines)
+    assert "progress: received=" in result.stderr
+    (report_file,) = reports.glob("*.json")
+    report = json.loads(report_file.read_text())
+    assert report["counts"] == last_run_counts(staging_path)
+    assert report["api_calls"] == sum(report["api_calls_by_status"].values()) > 0
+    writes = [r for r in outreach_destination.requests if r.method == "POST"]
+    assert report["api_calls_by_status"]["201"] == len(writes)
+    assert sum(r["records"] for r in report["rejects_by_reason"]) == report["counts"]["rejected"]
+    csv_lines = (reports / report_file.name.replace(".json", ".csv")).read_text().splitlines()
+    assert len(csv_lines) == 1 + report["counts"]["received"]
+    markdown = (reports / report_file.name.replace(".json", ".md")).read_text()
+    assert f"| created | {report['counts']['created']} |" in markdown
+    for text in (markdown, report_file.read_text(), "\n".join(csv_lines), result.stderr):
+        assert DESTINATION_TOKEN not in text
+        assert SOURCE_TOKEN not in text
+    stored = ledger(staging_path, "SELECT api_calls, report_path FROM runs")
+    assert json.loads(stored[0][0]) == report["api_calls_by_status"]
+    assert stored[0][1] == report["files"]["markdown"]

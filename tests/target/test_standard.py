@@ -33,7 +33,8 @@ _STAGING = tempfile.mkdtemp(prefix="crmphones-standard-")
 TestTargetOutreachStandard = get_target_test_class(
     TargetCRMPhones,
     config=outreach_config(_SERVER, DESTINATION_TOKEN,
-                           staging_path=f"{_STAGING}/staging.duckdb"),
+                           staging_path=f"{_STAGING}/staging.duckdb",
+                           report_dir=f"{_STAGING}/reports"),
 )
 
 _ACTIVIX = EmulatorServer(ActivixApp(records=0, parents=20, seed=5, token=DESTINATION_TOKEN,
@@ -42,7 +43,8 @@ _ACTIVIX.start()
 
 TestTargetActivixStandard = get_target_test_class(
     TargetCRMPhones,
-    config=activix_config(_ACTIVIX, DESTINATION_TOKEN, staging_path=f"{_STAGING}/activix.duckdb"),
+    config=activix_config(_ACTIVIX, DESTINATION_TOKEN, staging_path=f"{_STAGING}/activix.duckdb",
+                          report_dir=f"{_STAGING}/reports"),
 )
 
 _TICKETEVOLUTION = EmulatorServer(TicketEvolutionApp(
@@ -53,7 +55,8 @@ _TICKETEVOLUTION.start()
 TestTargetTicketEvolutionStandard = get_target_test_class(
     TargetCRMPhones,
     config=te_config(_TICKETEVOLUTION, DESTINATION_TOKEN, DESTINATION_SECRET,
-                     staging_path=f"{_STAGING}/ticketevolution.duckdb"),
+                     staging_path=f"{_STAGING}/ticketevolution.duckdb",
+                     report_dir=f"{_STAGING}/reports"),
 )
 
 _ONEDEGREE = EmulatorServer(OneDegreeApp(records=0, parents=10, seed=5, api_key=DESTINATION_TOKEN,
@@ -63,5 +66,6 @@ _ONEDEGREE.start()
 TestTargetOneDegreeStandard = get_target_test_class(
     TargetCRMPhones,
     config=od_config(_ONEDEGREE, DESTINATION_TOKEN, DESTINATION_SECRET,
-                     staging_path=f"{_STAGING}/onedegree.duckdb"),
+                     staging_path=f"{_STAGING}/onedegree.duckdb",
+                     report_dir=f"{_STAGING}/reports"),
 )
