@@ -36,10 +36,11 @@ class TargetCRMPhones(Target):
         ),
         th.Property(
             "parent_map_path", th.StringType,
-            description="For migrations: CSV file with a `source_parent_id,target_parent_id` "
-            "header mapping each source parent (e.g. an Outreach prospect) to its destination "
-            "parent (e.g. an Activix lead). When set, records whose parent has no row are "
-            "rejected with that reason.",
+            description="For migrations: the map from each source parent (e.g. an Outreach "
+            "prospect) to its destination parent (e.g. an Activix lead): a CSV file with a "
+            "`source_parent_id,target_parent_id` header, or a DuckDB file holding a table with "
+            "those columns (`file.duckdb`: table `parent_map`; `file.duckdb#schema.table`). "
+            "When set, records whose parent has no row are rejected with that reason.",
         ),
         th.Property(
             "report_dir", th.StringType, default=".crmphones/reports",
