@@ -164,7 +164,7 @@ def test_meltano_run_outreach_to_activix_with_parent_map(
             "TARGET_CRMPHONES__ACTIVIX_STAGING_PATH": str(staging),
         }
         suffix = uuid.uuid4().hex[:8]
-        run = ("run", "--state-id-suffix", suffix, "tap-crmphones", "target-crmphones--activix")
+        run = ("run", "--state-id-suffix", suffix, "outreach-to-activix")
         result = _meltano(*run, env=env)
         assert result.returncode == 0, result.stderr[-6000:]
         assert "e2e-activix-key" not in result.stderr
@@ -297,3 +297,34 @@ def test_meltano_run_onedegree_to_onedegree(meltano_installed: None, tmp_path: p
     finally:
         source.stop()
         destination.stop()
+
+
+def test_meltano_run_warehouse_backfill_into_duckdb(meltano_installed: None,
+                                                    tmp_path: pathlib.Path) -> None:
+    """The backfill recipe: phone numbers and prospects into a DuckDB warehouse through
+    target-duckdb, every row landed (including the first of each batch) with its raw record."""
+    source = EmulatorProcess("outreach", "--records", "150", "--parents", "60", "--seed", "14",
+                             "--token", "e2e-backfill-token")
+    try:
+        warehouse = tmp_path / "warehouse.duckdb"
+        env = {
+            "CRMPHONES_SOURCE_PORT": source.url.rsplit(":", 1)[1],
+            "CRMPHONES_SOURCE_TOKEN": "e2e-backfill-token",
+            "TARGET_DUCKDB_FILEPATH": str(warehouse),
+        }
+        result = _meltano("run", "--state-id-suffix", uuid.uuid4().hex[:8], "outreach-backfill",
+                          env=env)
+        assert result.returncode == 0, result.stderr[-6000:]
+        held = source.state()
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            phones = con.execute("SELECT id, number, e164, parent_id, raw FROM crm.phone_numbers"
+                                 ).fetchall()
+            prospects = con.execute("SELECT count(*) FROM crm.prospects").fetchone()
+        assert sorted(int(row[0]) for row in phones) == [p["id"] for p in held["phoneNumbers"]]
+        assert prospects == (len(held["prospects"]),)
+        numbers = {str(p["id"]): p["attributes"]["number"] for p in held["phoneNumbers"]}
+        assert all(numbers[row[0]] == row[1] for row in phones), "numbers kept as stored"
+        raw = json.loads(phones[0][4]) if isinstance(phones[0][4], str) else phones[0][4]
+        assert raw["type"] == "phoneNumber"
+    finally:
+        source.stop()
