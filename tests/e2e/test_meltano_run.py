@@ -163,6 +163,18 @@ def test_meltano_run_outreach_to_activix_with_parent_map(
             "CRMPHONES_PARENT_MAP": str(parent_map),
             "TARGET_CRMPHONES__ACTIVIX_STAGING_PATH": str(staging),
         }
+        # First the preview: a dry run writes nothing and leaves a plan to read.
+        preview = _meltano("run", "--state-id-suffix", uuid.uuid4().hex[:8], "outreach-to-activix",
+                           env={**env, "TARGET_CRMPHONES__ACTIVIX_DRY_RUN": "true",
+                                "TARGET_CRMPHONES__ACTIVIX_REPORT_DIR": str(tmp_path / "preview")})
+        assert preview.returncode == 0, preview.stderr[-6000:]
+        assert [r for r in activix.requests() if r["method"] in ("POST", "PUT")] == []
+        (plan_page,) = (tmp_path / "preview").glob("*.md")
+        assert "planned (dry run: nothing was sent)" in plan_page.read_text()
+        (plan_csv,) = (tmp_path / "preview").glob("*.csv")
+        planned = [line for line in plan_csv.read_text().splitlines() if ",created," in line]
+        assert planned
+
         suffix = uuid.uuid4().hex[:8]
         run = ("run", "--state-id-suffix", suffix, "outreach-to-activix")
         result = _meltano(*run, env=env)
@@ -189,12 +201,15 @@ def test_meltano_run_outreach_to_activix_with_parent_map(
         assert len(slots) == len(set(slots))
 
         with duckdb.connect(str(staging), read_only=True) as ledger:
-            counts = ledger.execute("SELECT received, created, merged, rejected FROM runs").fetchone()
-            reasons = [r for (r,) in ledger.execute("SELECT reason FROM rejects").fetchall()]
+            real = "(SELECT run_id FROM runs WHERE NOT dry_run)"  # the preview is in the file too
+            counts = ledger.execute("SELECT received, created, merged, rejected FROM runs "
+                                    f"WHERE run_id = {real}").fetchone()
+            reasons = [r for (r,) in ledger.execute(
+                f"SELECT reason FROM rejects WHERE run_id = {real}").fetchall()]
         assert counts is not None
         received, created, merged, rejected = counts
         assert received == len(held)
-        assert created == len(written)
+        assert created == len(written) == len(planned), "the preview planned what was done"
         assert created + merged + rejected == received
         unplaced = [r for r in reasons if "one phone per type per lead" in r]
         assert len(written) + len(unplaced) == len(candidates)
