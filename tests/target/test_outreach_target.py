@@ -188,3 +188,16 @@ def test_run_report_files_and_progress(
     stored = ledger(staging_path, "SELECT api_calls, report_path FROM runs")
     assert json.loads(stored[0][0]) == report["api_calls_by_status"]
     assert stored[0][1] == report["files"]["markdown"]
+
+
+def test_stream_map_derives_the_parent_id(
+    outreach_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str
+) -> None:
+    """The README's migration alternative: a stream map in the target rewrites parent ids."""
+    config = outreach_config(outreach_destination, DESTINATION_TOKEN, staging_path=staging_path,
+                             stream_maps={"phones": {"parent_id": "str(int(parent_id) + 100)"}})
+    schema = {**SCHEMA, "schema": {"type": "object", "properties": {
+        "parent_id": {"type": "string"}, "number": {"type": "string"}}}}
+    target_runner.run(config, [schema, record(parent_id="5", number="+12025550143")])
+    (phone,) = _phones(outreach_destination)
+    assert phone["relationships"]["prospect"]["data"]["id"] == 105
