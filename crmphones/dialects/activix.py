@@ -216,7 +216,7 @@ class Activix(Dialect):
                 plan.wanted.phone_type = slot
             if slot is None or taken.get((lead, slot), mine) != mine:
                 plan.action = "reject"
-                plan.note = (f"lead {lead} already has a {slot or 'mobile, work and home'} "
+                plan.note = (f"the lead already has a {slot or 'mobile, work and home'} "
                              "phone; Activix allows one phone per type per lead")
                 continue
             taken[(lead, slot)] = mine or f"new:{plan.seq}"

@@ -35,7 +35,6 @@ logger = logging.getLogger("target-crmphones")
 
 _PROGRESS_SECONDS = 10.0
 _MAX_CONSECUTIVE_TRANSIENT = 5  # past this the API is down, not flaky: stop the run
-_AMBIGUOUS_ATTEMPTS = 3
 _DRY_RUN_SAMPLE = 20
 
 OutcomeRow = tuple[int, str, "str | None", t.Any, "str | None"]
@@ -216,18 +215,24 @@ class Load:
         """Create an owner's new phones; when a response is lost, look before resending."""
         pending = list(range(len(group)))
         results: list[WriteResult | None] = [None] * len(group)
-        for _attempt in range(_AMBIGUOUS_ATTEMPTS):
+        stalled = 0  # rounds in a row that settled nothing: the budget is per phone, not group
+        retry = self.dialect.client.retry
+        while pending and stalled < retry.max_attempts:
+            if stalled:
+                time.sleep(retry.backoff(stalled))
             try:
                 phones = [group[i].wanted for i in pending]
                 answers = self._guard(lambda phones=phones: list(
                     self.dialect.create_many(owner, phones)))
             except AmbiguousWriteError as exc:
                 logger.warning("%s; checking the destination before resending", exc)
+                before = len(pending)
                 pending = self._still_missing(owner, group, pending, results)
-                if not pending:
-                    break
+                stalled = 0 if len(pending) < before else stalled + 1
                 continue
             if isinstance(answers, WriteResult):  # _guard turned a failure into a reject
+                # Phones created before the failure exist: count them, reject only the rest.
+                pending = self._still_missing(owner, group, pending, results)
                 answers = [answers] * len(pending)
             for index, answer in zip(pending, answers, strict=True):
                 results[index] = answer

@@ -1,0 +1,145 @@
+"""Harness for the reliability tests: each dialect's emulator, its settings, and a view of its
+final state that two runs can be compared by (ids and timestamps left out)."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import typing as t
+from dataclasses import dataclass
+
+import duckdb
+
+if t.TYPE_CHECKING:
+    import pathlib
+
+from crmphones.emulator import EmulatorServer, Faults
+from crmphones.emulator.activix import ActivixApp
+from crmphones.emulator.fake import messy_phone
+from crmphones.emulator.onedegree import OneDegreeApp
+from crmphones.emulator.outreach import OutreachApp
+from crmphones.emulator.ticketevolution import TicketEvolutionApp
+
+TOKEN = "reliability-token-s3cr3t"
+SECRET = "reliability-secret-s3cr3t"
+PARENTS = 120
+
+
+@dataclass(frozen=True)
+class Destination:
+    """How to stand up, configure and read back one dialect's emulated account."""
+
+    name: str
+    build: t.Callable[..., t.Any]
+    settings: t.Callable[[str], dict[str, t.Any]]
+    view: t.Callable[[dict[str, t.Any]], list[tuple]]
+    labels: tuple[str | None, ...] = ("Cell", "Office", "Home", None)
+
+
+def _outreach_view(state: dict[str, t.Any]) -> list[tuple]:
+    return sorted((p["relationships"]["prospect"]["data"]["id"], p["attributes"]["number"],
+                   p["attributes"]["extension"] or "", p["attributes"]["phoneType"] or "")
+                  for p in state["phoneNumbers"])
+
+
+def _activix_view(state: dict[str, t.Any]) -> list[tuple]:
+    return sorted((p["lead_id"], p["number"], p["extension"] or 0, p["type"])
+                  for p in state["lead_phones"])
+
+
+def _onedegree_view(state: dict[str, t.Any]) -> list[tuple]:
+    return sorted((p["phoneable_type"], p["phoneable_id"], p["digits"], p["phone_type"],
+                   p["is_primary"]) for p in state["phones"])
+
+
+def _te_view(state: dict[str, t.Any]) -> list[tuple]:
+    return sorted((p["client_id"], p["country_code"] or "", p["number"], p["extension"] or "",
+                   p["label"] or "") for p in state["phone_numbers"])
+
+
+DESTINATIONS = {
+    "outreach": Destination(
+        "outreach",
+        lambda **kw: OutreachApp(records=0, parents=PARENTS, seed=21, token=TOKEN, **kw),
+        lambda url: {"provider": "outreach", "api_url": f"{url}/api/v2", "access_token": TOKEN},
+        _outreach_view),
+    "activix": Destination(
+        "activix",
+        lambda **kw: ActivixApp(records=0, parents=PARENTS, seed=21, token=TOKEN,
+                                **{"rate_limit": 100_000, **kw}),
+        lambda url: {"provider": "activix", "api_url": f"{url}/v2", "access_token": TOKEN,
+                     "max_requests_per_minute": 0},
+        _activix_view),
+    "onedegree": Destination(
+        "onedegree",
+        lambda **kw: OneDegreeApp(records=0, parents=PARENTS, seed=21, api_key=TOKEN,
+                                  api_secret=SECRET, **kw),
+        lambda url: {"provider": "onedegree", "api_url": f"{url}/v1", "api_key": TOKEN,
+                     "api_secret": SECRET},
+        _onedegree_view),
+    "ticketevolution": Destination(
+        "ticketevolution",
+        lambda **kw: TicketEvolutionApp(records=0, parents=PARENTS, seed=21, token=TOKEN,
+                                        secret=SECRET, **{"rate_limit": 100_000, **kw}),
+        lambda url: {"provider": "ticketevolution", "api_url": f"{url}/v9", "api_token": TOKEN,
+                     "api_secret": SECRET},
+        _te_view),
+}
+
+
+def singer_input(dialect: str, records: int, seed: int = 5, state_every: int = 0) -> list[str]:
+    """Messy phone records for `dialect`'s parents, as Singer lines (with STATE lines every
+    `state_every` records when asked: {"bookmarks": {"phones": {"upto": n}}} after record n)."""
+    rng = random.Random(f"input-{dialect}-{seed}")
+    parent_type = {"outreach": "prospect", "activix": "lead", "onedegree": "organization",
+                   "ticketevolution": "client"}[dialect]
+    lines = [json.dumps({"type": "SCHEMA", "stream": "phones", "key_properties": [],
+                         "schema": {"type": "object", "properties": {}}})]
+    for n in range(1, records + 1):
+        record = {"parent_type": parent_type, "parent_id": str(rng.randint(1, PARENTS)),
+                  "number": messy_phone(rng),
+                  "label": rng.choice(DESTINATIONS[dialect].labels)}
+        lines.append(json.dumps({"type": "RECORD", "stream": "phones", "record": record}))
+        if state_every and n % state_every == 0:
+            lines.append(json.dumps({"type": "STATE", "value": {"bookmarks": {
+                "phones": {"upto": n}}}}))
+    return lines
+
+
+def serve(dialect: str, faults: Faults | None = None, **app_options: t.Any) -> EmulatorServer:
+    """A started emulator of an empty destination account."""
+    return EmulatorServer(DESTINATIONS[dialect].build(**app_options), faults=faults).start()
+
+
+def run_target(config: dict[str, t.Any], lines: list[str], workdir: pathlib.Path,
+               timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """target-crmphones as Meltano runs it: a subprocess fed Singer lines."""
+    config_file = workdir / "target.json"
+    config_file.write_text(json.dumps(config))
+    return subprocess.run([sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
+                          input="\n".join(lines) + "\n", capture_output=True, text=True,
+                          timeout=timeout, check=False, cwd=workdir)
+
+
+def clean_view(dialect: str, lines: list[str], workdir: pathlib.Path) -> list[tuple]:
+    """The destination after one clean run of `lines`: what every other run must reach."""
+    server = serve(dialect)
+    try:
+        config = {**DESTINATIONS[dialect].settings(server.url),
+                  "staging_path": str(workdir / "clean.duckdb")}
+        result = run_target(config, lines, workdir)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return DESTINATIONS[dialect].view(server.app.snapshot())
+    finally:
+        server.stop()
+
+
+def run_counts(staging_path: str) -> list[dict[str, int]]:
+    """Every run's counts in a staging file, oldest first."""
+    with duckdb.connect(staging_path, read_only=True) as con:
+        rows = con.execute("SELECT received, created, updated, unchanged, merged, rejected "
+                           "FROM runs ORDER BY started_at").fetchall()
+    keys = ("received", "created", "updated", "unchanged", "merged", "rejected")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
