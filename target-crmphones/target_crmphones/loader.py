@@ -70,11 +70,13 @@ class Load:
         self.staging = Staging(staging_path, self.run_id)
         self.staging.start_run(dialect.name, dry_run=dry_run)
         self._seq = itertools.count(1)
+        self.records_seen = 0
         self._consecutive_transient = 0
         self._dry_run_shown = 0
 
     def next_seq(self) -> int:
         """The sequence number of the next input record in this run."""
+        self.records_seen += 1
         return next(self._seq)
 
     # -- the recipe -------------------------------------------------------------------

@@ -26,6 +26,9 @@ class TargetCRMPhones(Target):
     default_sink_class = PhoneSink
     # One DuckDB connection and one rate budget per run: drain sinks one at a time.
     max_parallelism = 1
+    # Draining everything emits the latest STATE: on a long load, at least once a minute.
+    _MAX_RECORD_AGE_IN_MINUTES = 1.0
+    _drained_upto = 0
 
     config_jsonschema = th.PropertiesList(
         *common_settings(),
@@ -78,6 +81,30 @@ class TargetCRMPhones(Target):
         sink = super().add_sink(stream_name, schema, key_properties)
         t.cast("PhoneSink", sink).load = self.load
         return sink
+
+    def _process_state_message(self, message_dict: dict) -> None:
+        """Keep the state; when a batch's worth of records came since the last one passed on,
+        write what is owed and pass this one on, so a crash resumes from here."""
+        super()._process_state_message(message_dict)
+        if "load" not in self.__dict__:
+            return
+        batch = min((s.max_size for s in self._sinks_active.values()),
+                    default=PhoneSink.MAX_SIZE_DEFAULT)
+        if self.load.records_seen - self._drained_upto >= batch:
+            self.drain_all()
+
+    def drain_all(self, *, is_endofpipe: bool = False) -> None:
+        """Write every held record, then emit the latest STATE (the SDK's order)."""
+        super().drain_all(is_endofpipe=is_endofpipe)
+        if "load" in self.__dict__:
+            self._drained_upto = self.load.records_seen
+
+    def _write_state_message(self, state: dict) -> None:
+        """Pass a state on once: the final drain would repeat the last one."""
+        if state == getattr(self, "_last_written_state", None):
+            return
+        self._last_written_state = state
+        super()._write_state_message(state)
 
     def process_endofpipe(self) -> None:
         """Drain, then store and log the run's accounting."""

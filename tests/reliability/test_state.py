@@ -1,0 +1,81 @@
+"""State follows durability: a STATE line is printed only once every record before it is
+written to the CRM or rejected, and the ledger holds its outcome; killed mid-load, the
+printed states never cover an unwritten record, and long loads pass states on as they go."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+import typing as t
+
+import duckdb
+
+from crmphones.emulator import Faults
+from tests.reliability.conftest import DESTINATIONS, serve, singer_input
+
+if t.TYPE_CHECKING:
+    import pathlib
+
+RECORDS = 300
+EVERY = 25
+
+
+def test_no_printed_state_covers_an_unwritten_record(tmp_path: pathlib.Path) -> None:
+    lines = singer_input("outreach", RECORDS, seed=4, state_every=EVERY)
+    server = serve("outreach", faults=Faults(latency_ms=6))
+    rng = random.Random("state-kills")
+    checked = 0
+    try:
+        for attempt in range(4):
+            staging = tmp_path / f"ledger-{attempt}.duckdb"
+            config = {**DESTINATIONS["outreach"].settings(server.url), "staging_path": str(staging),
+                      "batch_size_rows": EVERY}
+            config_file = tmp_path / "target.json"
+            config_file.write_text(json.dumps(config))
+            process = subprocess.Popen(
+                [sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                cwd=tmp_path, text=True)
+            assert process.stdin is not None
+            assert process.stdout is not None
+            process.stdin.write("\n".join(lines) + "\n")
+            process.stdin.close()
+            time.sleep(rng.uniform(1.5, 3.0))
+            process.send_signal(signal.SIGKILL)
+            printed = [json.loads(line) for line in process.stdout.read().splitlines() if line]
+            process.wait(timeout=30)
+            if not printed:
+                continue
+            upto = printed[-1]["bookmarks"]["phones"]["upto"]
+            with duckdb.connect(str(staging), read_only=True) as con:
+                settled = con.execute("SELECT count(DISTINCT seq) FROM outcomes").fetchone()
+            # Every record up to the printed bookmark has its outcome in the ledger.
+            assert settled is not None
+            assert settled[0] >= upto, f"state says {upto} but only {settled[0]} settled"
+            checked += 1
+    finally:
+        server.stop()
+    assert checked >= 2, "the kills came before any state was printed"
+
+
+def test_long_load_passes_states_on_as_it_goes(tmp_path: pathlib.Path) -> None:
+    """A state after each batch's worth of records is emitted then, not only at the end."""
+    lines = singer_input("outreach", RECORDS, seed=4, state_every=EVERY)
+    server = serve("outreach")
+    try:
+        config = {**DESTINATIONS["outreach"].settings(server.url),
+                  "staging_path": str(tmp_path / "ledger.duckdb"), "batch_size_rows": 100}
+        config_file = tmp_path / "target.json"
+        config_file.write_text(json.dumps(config))
+        result = subprocess.run(
+            [sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
+            input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=300, check=True,
+            cwd=tmp_path)
+    finally:
+        server.stop()
+    printed = [json.loads(line)["bookmarks"]["phones"]["upto"] for line in result.stdout.splitlines()]
+    assert printed == [100, 200, 300]
