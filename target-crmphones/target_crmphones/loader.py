@@ -7,6 +7,7 @@ record ends in exactly one outcome recorded in the staging ledger:
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -96,7 +97,7 @@ class Load:
         outcomes += [(seq, Outcome.MERGED.value, None, None, "duplicate of a later record")
                      for seq in merged]
         wanted = [(row["seq"], _wanted_phone(self.dialect.name, row)) for row in winners]
-        plans = self.diff(wanted)
+        plans = self.hold_back_refused(self.diff(wanted), {r["seq"]: r["fingerprint"] for r in winners})
         self._outcomes(outcomes)
         self.write(plans)
 
@@ -105,8 +106,9 @@ class Load:
         row: dict[str, t.Any] = dict.fromkeys(
             ("source_id", "parent_type", "parent_id", "ancestors", "number",
              "e164", "extension", "region", "phone_type", "label", "is_primary", "reject_reason"))
-        row.update(run_id=self.run_id, seq=seq, stream=stream,
-                   record=json.dumps(record, default=str, ensure_ascii=False))
+        text = json.dumps(record, default=str, ensure_ascii=False, sort_keys=True)
+        row.update(run_id=self.run_id, seq=seq, stream=stream, record=text,
+                   fingerprint=hashlib.sha256(f"{stream}\n{text}".encode()).hexdigest()[:32])
         try:
             row.update(self._read_fields(record))
         except ValueError as exc:
@@ -166,6 +168,21 @@ class Load:
         owners = sorted({Owner.of(phone) for _, phone in wanted})
         current = list(self.dialect.current_phones(owners))
         return self.dialect.settle(plan_writes(wanted, current, self.dialect), current)
+
+    def hold_back_refused(self, plans: list[PlannedWrite], fingerprints: dict[int, str]
+                          ) -> list[PlannedWrite]:
+        """An input the API refused for its content in an earlier run is not sent again until
+        it changes (its fingerprint differs): resending would only earn the same 4xx."""
+        owed = [p for p in plans if p.action in ("create", "update")]
+        refused = self.staging.refused_before([fingerprints[p.seq] for p in owed])
+        for plan in owed:
+            earlier = refused.get(fingerprints[plan.seq])
+            if earlier:
+                reason, runs = earlier
+                plan.action = "reject"
+                plan.note = (f"{reason} (refused in {runs} earlier run{'s' if runs > 1 else ''}; "
+                             "not sent again until the record changes)")
+        return plans
 
     def write(self, plans: Sequence[PlannedWrite]) -> None:
         """Carry out the plan (or show it, in dry run), recording each outcome."""

@@ -39,12 +39,16 @@ CREATE TABLE IF NOT EXISTS staged (
     phone_type VARCHAR, label VARCHAR, is_primary BOOLEAN,
     reject_reason VARCHAR, record JSON
 );
+ALTER TABLE staged ADD COLUMN IF NOT EXISTS fingerprint VARCHAR;
 CREATE TABLE IF NOT EXISTS outcomes (
     run_id VARCHAR, seq BIGINT, outcome VARCHAR, destination_id VARCHAR,
     changes JSON, detail VARCHAR, recorded_at TIMESTAMPTZ
 );
+-- `attempts`: how many runs so far rejected this same input record (by its fingerprint).
 CREATE OR REPLACE VIEW rejects AS
     SELECT s.run_id, s.seq, s.stream, s.parent_id, s.number, o.detail AS reason,
+           count(*) OVER (PARTITION BY s.fingerprint ORDER BY o.recorded_at
+                          ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS attempts,
            s.record, o.recorded_at
     FROM outcomes o JOIN staged s USING (run_id, seq)
     WHERE o.outcome = 'rejected';
@@ -53,7 +57,7 @@ CREATE OR REPLACE VIEW rejects AS
 STAGED_COLUMNS = (
     "run_id", "seq", "stream", "source_id", "parent_type", "parent_id", "ancestors",
     "number", "e164", "extension", "region", "phone_type", "label",
-    "is_primary", "reject_reason", "record",
+    "is_primary", "reject_reason", "record", "fingerprint",
 )
 _STAGED_TYPES = {"seq": pa.int64(), "is_primary": pa.bool_()}
 _OUTCOME_SCHEMA = pa.schema([
@@ -216,6 +220,20 @@ class Staging:
                       FROM staged s LEFT JOIN outcomes o USING (run_id, seq)
                       WHERE run_id = '{self.run_id}' ORDER BY s.seq)
                 TO '{escaped}' (HEADER, DELIMITER ',')""")
+
+    def refused_before(self, fingerprints: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """Inputs the API refused for their content (HTTP 4xx) in earlier runs:
+        fingerprint -> (the API's last words, runs that refused it)."""
+        if not fingerprints:
+            return {}
+        rows = self.connection.execute(
+            """SELECT s.fingerprint, arg_max(o.detail, o.recorded_at), count(DISTINCT run_id)
+               FROM outcomes o JOIN staged s USING (run_id, seq)
+               WHERE run_id <> ? AND o.outcome = 'rejected' AND o.detail LIKE 'HTTP 4%'
+                 AND s.fingerprint IN (SELECT unnest(?::VARCHAR[]))
+               GROUP BY s.fingerprint""",
+            [self.run_id, list(fingerprints)]).fetchall()
+        return {fingerprint: (detail, runs) for fingerprint, detail, runs in rows}
 
     def reject_reasons(self) -> list[tuple[str, int]]:
         """Rejects of this run grouped by reason, most frequent first."""

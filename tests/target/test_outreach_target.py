@@ -201,3 +201,23 @@ def test_stream_map_derives_the_parent_id(
     target_runner.run(config, [schema, record(parent_id="5", number="+12025550143")])
     (phone,) = _phones(outreach_destination)
     assert phone["relationships"]["prospect"]["data"]["id"] == 105
+
+
+def test_api_refusals_are_not_resent_until_the_input_changes(
+    outreach_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str
+) -> None:
+    """A record the API refused (422) is held back on the next runs, with its attempts counted;
+    once the record changes it is sent again."""
+    config = outreach_config(outreach_destination, DESTINATION_TOKEN, staging_path=staging_path)
+    refused = record(parent_id="99999", number="+12025550143")
+    for _ in range(3):
+        target_runner.run(config, [SCHEMA, refused])
+    posts = [r for r in outreach_destination.requests if r.method == "POST"]
+    assert len(posts) == 1, "sent once, then held back"
+    rows = ledger(staging_path, "SELECT reason, attempts FROM rejects ORDER BY recorded_at")
+    assert [attempts for _, attempts in rows] == [1, 2, 3]
+    assert "HTTP 422" in rows[-1][0]
+    assert "refused in 2 earlier runs" in rows[-1][0]
+
+    target_runner.run(config, [SCHEMA, record(parent_id="99", number="+12025550143")])
+    assert last_run_counts(staging_path)["created"] == 1
