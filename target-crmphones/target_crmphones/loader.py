@@ -22,6 +22,7 @@ from crmphones.http import AmbiguousWriteError
 from crmphones.phones import PHONE_TYPES, canonical_phone_type, normalize
 from crmphones.plan import PlannedWrite, phone_key, plan_writes
 from crmphones.records import Outcome, PhoneRecord
+from target_crmphones.reader import NOT_AN_OBJECT
 from target_crmphones.report import build_report, to_markdown, write_report
 from target_crmphones.staging import Staging
 
@@ -72,6 +73,8 @@ class Load:
         self.staging.start_run(dialect.name, dry_run=dry_run)
         self._seq = itertools.count(1)
         self.records_seen = 0
+        #: Input lines the reader could not take as Singer messages, by kind (set at the end).
+        self.skipped_lines: dict[str, int] = {}
         self._consecutive_transient = 0
         self._dry_run_shown = 0
 
@@ -123,7 +126,7 @@ class Load:
 
     def _read_fields(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
         """The canonical fields the target needs, type-checked; ValueError says what is wrong."""
-        if not isinstance(record, dict):
+        if not isinstance(record, dict) or NOT_AN_OBJECT in record:
             msg = "record is not a JSON object"
             raise ValueError(msg)
         fields = {name: _text(record, name) for name in (
@@ -321,11 +324,12 @@ class Load:
         client = self.dialect.client
         report = build_report(self.staging, provider=self.dialect.name, dry_run=self.dry_run,
                               counts=counts, duration=duration, calls=dict(client.calls),
-                              waited=client.waited_seconds)
+                              waited=client.waited_seconds, skipped_lines=self.skipped_lines)
         if self.report_dir:
             report = write_report(report, self.staging, self.report_dir)
         self.staging.record_report(duration=duration, calls=dict(client.calls),
                                    waited=client.waited_seconds,
+                                   skipped_lines=sum(self.skipped_lines.values()),
                                    report_path=report["files"].get("markdown"))
         verb = "planned" if self.dry_run else "done"
         logger.info(
@@ -336,6 +340,8 @@ class Load:
         )
         for reason in report["rejects_by_reason"]:
             logger.info("  rejected %d: %s", reason["records"], reason["reason"])
+        for kind, lines in self.skipped_lines.items():
+            logger.error("  %d input lines skipped: %s (not records: see the log above)", lines, kind)
         logger.info("API calls: %d %s in %.1fs (%.1f/s), %.1fs waiting on rate limits",
                     report["api_calls"], report["api_calls_by_status"], duration,
                     report["api_calls_per_second"], report["rate_limit_wait_seconds"])

@@ -31,13 +31,15 @@ class RunReport(t.TypedDict):
     api_calls: int
     api_calls_per_second: float
     rate_limit_wait_seconds: float
+    skipped_lines: dict[str, int]
     by_parent: list[dict[str, t.Any]]
     sample: list[dict[str, t.Any]]
     files: dict[str, str]
 
 
 def build_report(staging: Staging, *, provider: str, dry_run: bool, counts: dict[str, int],
-                 duration: float, calls: dict[str, int], waited: float) -> RunReport:
+                 duration: float, calls: dict[str, int], waited: float,
+                 skipped_lines: dict[str, int] | None = None) -> RunReport:
     """Assemble the report of the staging file's current run."""
     total_calls = sum(calls.values())
     return RunReport(
@@ -47,7 +49,7 @@ def build_report(staging: Staging, *, provider: str, dry_run: bool, counts: dict
         rejects_by_reason=[{"reason": r, "records": n} for r, n in staging.reject_reasons()],
         api_calls_by_status=dict(sorted(calls.items())), api_calls=total_calls,
         api_calls_per_second=round(total_calls / duration, 2) if duration else 0.0,
-        rate_limit_wait_seconds=round(waited, 3),
+        rate_limit_wait_seconds=round(waited, 3), skipped_lines=dict(skipped_lines or {}),
         by_parent=staging.by_parent(limit=20), sample=staging.sample(_SAMPLE), files={},
     )
 
@@ -79,6 +81,9 @@ def to_markdown(report: RunReport) -> str:
         f"API calls: {report['api_calls']} ({report['api_calls_per_second']}/s); "
         f"waiting on rate limits: {report['rate_limit_wait_seconds']:.1f} s.", "",
     ]
+    if report["skipped_lines"]:
+        lines += ["Input lines skipped (not Singer records, so not in the counts): " + ", ".join(
+            f"{n} {kind}" for kind, n in report["skipped_lines"].items()) + ".", ""]
     if report["api_calls_by_status"]:
         lines += ["| HTTP status | calls |", "|---|---:|",
                   *(f"| {k} | {v} |" for k, v in report["api_calls_by_status"].items()), ""]

@@ -32,6 +32,7 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS duration_seconds DOUBLE;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS api_calls JSON;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS rate_limit_wait_seconds DOUBLE;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS report_path VARCHAR;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS skipped_lines BIGINT;
 CREATE TABLE IF NOT EXISTS staged (
     run_id VARCHAR, seq BIGINT, stream VARCHAR, source_id VARCHAR,
     parent_type VARCHAR, parent_id VARCHAR, ancestors VARCHAR,
@@ -169,12 +170,12 @@ class Staging:
         return counts
 
     def record_report(self, *, duration: float, calls: dict[str, int], waited: float,
-                      report_path: str | None) -> None:
+                      skipped_lines: int, report_path: str | None) -> None:
         """Keep the run's API figures beside its counts, queryable across runs."""
         self.connection.execute(
             "UPDATE runs SET duration_seconds = ?, api_calls = ?, rate_limit_wait_seconds = ?, "
-            "report_path = ? WHERE run_id = ?",
-            [duration, json.dumps(calls), waited, report_path, self.run_id],
+            "skipped_lines = ?, report_path = ? WHERE run_id = ?",
+            [duration, json.dumps(calls), waited, skipped_lines, report_path, self.run_id],
         )
 
     def started_at(self) -> datetime.datetime:

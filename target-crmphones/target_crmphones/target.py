@@ -12,6 +12,7 @@ from crmphones.cli import run_plugin
 from crmphones.mapping import load_parent_map
 from crmphones.settings import common_settings, dialect_for
 from target_crmphones.loader import Load
+from target_crmphones.reader import TolerantSingerReader
 from target_crmphones.sinks import PhoneSink
 
 if t.TYPE_CHECKING:
@@ -24,6 +25,7 @@ class TargetCRMPhones(Target):
     name = "target-crmphones"
     package_name = "crmphones"
     default_sink_class = PhoneSink
+    message_reader_class = TolerantSingerReader
     # One DuckDB connection and one rate budget per run: drain sinks one at a time.
     max_parallelism = 1
     # Draining everything emits the latest STATE: on a long load, at least once a minute.
@@ -109,7 +111,11 @@ class TargetCRMPhones(Target):
     def process_endofpipe(self) -> None:
         """Drain, then store and log the run's accounting."""
         super().process_endofpipe()
+        skipped = t.cast("TolerantSingerReader", self.message_reader).skipped
+        if skipped and "load" not in self.__dict__:
+            self.logger.error("no record was read; %d input lines skipped", sum(skipped.values()))
         if "load" in self.__dict__:
+            self.load.skipped_lines = dict(skipped)
             self.load.finish()
             self.load.close()
 

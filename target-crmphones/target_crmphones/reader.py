@@ -1,0 +1,71 @@
+"""A Singer reader that survives bad lines: a line that is not a Singer message, or a message
+that breaks the protocol (a RECORD before its stream's SCHEMA), is logged with its line number
+and counted, and the run goes on. One bad line must not cost a migration its other records."""
+
+from __future__ import annotations
+
+import json
+import logging
+import typing as t
+from collections import Counter
+
+from singer_sdk.exceptions import RecordsWithoutSchemaException
+from singer_sdk.io_base import SingerReader
+from singer_sdk.singerlib.exceptions import InvalidInputLine
+from singer_sdk.singerlib.json import deserialize_json
+
+__all__ = ["NOT_AN_OBJECT", "TolerantSingerReader"]
+
+#: A RECORD whose `record` is not a JSON object travels under this key, to be rejected (and
+#: so accounted for) by the loader rather than crash the SDK's record handling.
+NOT_AN_OBJECT = "__crmphones_not_an_object__"
+
+logger = logging.getLogger("target-crmphones")
+_SHOWN = 200  # characters of a bad line quoted in the log
+
+
+class TolerantSingerReader(SingerReader):
+    """``SingerReader`` that skips what it cannot read, and says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skipped: Counter[str] = Counter()
+
+    def deserialize_json(self, line: str) -> dict:
+        """The SDK's JSON reading, without the traceback it logs for a bad line."""
+        try:
+            return t.cast("dict", deserialize_json(line))
+        except json.JSONDecodeError as exc:
+            msg = f"not JSON ({exc.msg} at column {exc.colno})"
+            raise InvalidInputLine(msg) from None
+
+    def process_lines(self, file_input: t.IO[str] | None,
+                      callbacks: dict[str, t.Callable[[dict], None]]) -> Counter[str]:
+        stats: Counter[str] = Counter()
+        for number, line in enumerate(file_input or self.default_input, start=1):
+            if not line.strip():
+                continue
+            self._current_message = line
+            try:
+                message = self.deserialize_json(line)
+                if not isinstance(message, dict):
+                    msg = "not a JSON object"
+                    raise InvalidInputLine(msg)
+                self.assert_line_requires(message, requires={"type"})
+                if message["type"] == "RECORD" and "record" in message and not isinstance(
+                        message["record"], dict):
+                    message["record"] = {NOT_AN_OBJECT: message["record"]}
+                callback = callbacks.get(message["type"])
+                if callback is None:
+                    self._process_unknown_message(message)
+                else:
+                    callback(message)
+            except (InvalidInputLine, RecordsWithoutSchemaException) as exc:
+                kind = "record before its schema" if isinstance(
+                    exc, RecordsWithoutSchemaException) else "not a Singer message"
+                self.skipped[kind] += 1
+                logger.error("input line %d skipped (%s): %s: %s", number, kind,
+                             str(exc).splitlines()[0][:_SHOWN], line.strip()[:_SHOWN])
+                continue
+            stats[message["type"]] += 1
+        return stats

@@ -1,0 +1,93 @@
+"""Bad input never crashes the target or reaches the CRM: arbitrary records (hypothesis) keep
+the accounting identity, and whatever lands in the CRM is a valid E.164 number."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import typing as t
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crmphones.settings import dialect_for
+from target_crmphones.loader import Load
+from tests.reliability.conftest import DESTINATIONS, serve
+
+_SERVER = serve("outreach")  # one account for every example; lives as long as the module
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
+                     st.text(max_size=40), st.text(alphabet="0123456789()+-. xext#", max_size=30))
+_numbers = st.one_of(_scalars, st.sampled_from([
+    "(212) 555-0101", "+1 212 555 0102 ext. 7", "212.555.0103 x12", "0044 20 7946 0958",
+    "+44 20 7946 0959", "n/a", "", " ", "\u0000", "😀", "+1" + "9" * 60, "2125550104"]))
+_records = st.fixed_dictionaries(
+    {}, optional={
+        "parent_id": st.one_of(_scalars, st.integers(1, 130).map(str)),
+        "parent_type": st.one_of(_scalars, st.sampled_from(["prospect", "lead", "client"])),
+        "number": _numbers, "e164": _numbers, "extension": _scalars,
+        "phone_type": st.one_of(_scalars, st.sampled_from(["mobile", "fax", "Cell"])),
+        "label": _scalars, "is_primary": _scalars, "region": _scalars,
+        "ancestors": st.one_of(_scalars, st.dictionaries(st.text(max_size=5), _scalars, max_size=2)),
+    })
+_batches = st.lists(st.one_of(_records, st.dictionaries(st.text(max_size=8), _scalars,
+                                                        max_size=4)), min_size=1, max_size=25)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=_batches)
+def test_any_records_keep_the_accounting_identity(batch: list[dict[str, t.Any]]) -> None:
+    dialect = dialect_for(DESTINATIONS["outreach"].settings(_SERVER.url))
+    with tempfile.TemporaryDirectory() as folder:
+        load = Load(dialect, f"{folder}/ledger.duckdb", dry_run=False, report_dir=None)
+        try:
+            load.load_batch([(load.next_seq(), "phones", record) for record in batch])
+            counts = load.finish()
+        finally:
+            load.close()
+    assert counts["received"] == len(batch)
+    assert sum(v for k, v in counts.items() if k != "received") == len(batch)
+    for phone in _SERVER.app.snapshot()["phoneNumbers"]:
+        assert _E164.match(phone["attributes"]["number"]), phone
+
+
+def test_lines_that_are_not_singer_messages_are_skipped_and_counted(tmp_path: t.Any) -> None:
+    """Broken lines are logged with their line number and counted; the other records land."""
+    import json
+
+    import duckdb
+
+    from tests.reliability.conftest import run_target
+
+    server = serve("outreach")
+    try:
+        staging = str(tmp_path / "ledger.duckdb")
+        lines = [
+            json.dumps({"type": "SCHEMA", "stream": "p", "key_properties": [],
+                        "schema": {"type": "object", "properties": {}}}),
+            "this is not json",
+            "[1, 2]",
+            json.dumps({"type": "RECORD", "stream": "p", "record": {"parent_id": "1",
+                                                                     "number": "2125550101"}}),
+            json.dumps({"type": "RECORD", "stream": "nowhere", "record": {"parent_id": "1"}}),
+            json.dumps({"type": "RECORD", "stream": "p", "record": "a string"}),
+            json.dumps({"type": "RECORD", "stream": "p"}),
+            json.dumps({"type": "SCHEMA", "stream": "p", "key_properties": [],  # schema change
+                        "schema": {"type": "object", "properties": {"x": {"type": "string"}}}}),
+            json.dumps({"type": "RECORD", "stream": "p", "record": {"parent_id": "2",
+                                                                     "number": "2125550102"}}),
+        ]
+        config = {**DESTINATIONS["outreach"].settings(server.url), "staging_path": staging,
+                  "report_dir": ""}
+        result = run_target(config, lines, tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr
+        for line_number in (2, 3, 5, 7):
+            assert f"input line {line_number} skipped" in result.stderr
+        assert len(server.app.snapshot()["phoneNumbers"]) == 2
+        with duckdb.connect(staging, read_only=True) as con:
+            row = con.execute("SELECT received, created, rejected, skipped_lines FROM runs").fetchone()
+        assert row == (3, 2, 1, 4)
+    finally:
+        server.stop()
