@@ -55,6 +55,12 @@ def common_settings() -> list[th.Property]:
         ),
         *CREDENTIALS,
         th.Property(
+            "allow_insecure_http", th.BooleanType, default=False,
+            description="Accept a plain http:// `api_url` on a host that is not loopback (the "
+            "credentials then cross the network in clear). Off: only https, or http to "
+            "127.0.0.1/localhost (the emulator).",
+        ),
+        th.Property(
             "max_requests_per_minute", th.IntegerType,
             description="Client-side pacing of API calls. Defaults to just under the provider's "
             "documented limit (Activix: 190, under its 200 a minute); raise it when the CRM has "
@@ -79,11 +85,11 @@ def dialect_for(config: Mapping[str, t.Any]) -> Dialect:
         if not config.get(name):
             msg = f"setting `{name}` is required for provider {cls.name}"
             raise ConfigError(msg)
-    _check_api_url(config.get("api_url"))
+    _check_api_url(config.get("api_url"), allow_http=bool(config.get("allow_insecure_http")))
     return cls(config)
 
 
-def _check_api_url(api_url: str | None) -> None:
+def _check_api_url(api_url: str | None, *, allow_http: bool = False) -> None:
     """Refuse plain http:// except to loopback: tokens must not cross a network in clear."""
     if not api_url:
         return
@@ -97,6 +103,7 @@ def _check_api_url(api_url: str | None) -> None:
             loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
         except ValueError:
             loopback = False
-        if not loopback:
-            msg = f"setting `api_url` uses plain http to {host}; use https"
+        if not loopback and not allow_http:
+            msg = (f"setting `api_url` uses plain http to {host}; use https (or set "
+                   "`allow_insecure_http` if you mean it)")
             raise ConfigError(msg)
