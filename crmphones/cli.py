@@ -6,7 +6,8 @@ import sys
 import typing as t
 
 import click
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaException
+from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from crmphones.errors import CRMPhonesError
 
@@ -28,6 +29,10 @@ def run_plugin(plugin: type[PluginBase]) -> t.NoReturn:
         sys.exit(exc.exit_code)
     except click.Abort:
         sys.stderr.write("Aborted.\n")
+        sys.exit(1)
+    except (InvalidInputLine, RecordsWithoutSchemaException) as exc:
+        sys.stderr.write(f"{plugin.name}: error: the input breaks the Singer protocol: "
+                         f"{str(exc).splitlines()[0][:300]}\n")
         sys.exit(1)
     except (CRMPhonesError, ConfigValidationError) as exc:
         details = "; ".join(getattr(exc, "errors", None) or [])

@@ -53,7 +53,7 @@ def test_any_records_keep_the_accounting_identity(batch: list[dict[str, t.Any]])
 
 
 def test_lines_that_are_not_singer_messages_are_skipped_and_counted(tmp_path: t.Any) -> None:
-    """Broken lines are logged with their line number and counted; the other records land."""
+    """Garbled lines are logged with their line number and counted; the other records land."""
     import json
 
     import duckdb
@@ -68,11 +68,10 @@ def test_lines_that_are_not_singer_messages_are_skipped_and_counted(tmp_path: t.
                         "schema": {"type": "object", "properties": {}}}),
             "this is not json",
             "[1, 2]",
+            json.dumps({"record": {"parent_id": "1"}}),
             json.dumps({"type": "RECORD", "stream": "p", "record": {"parent_id": "1",
                                                                      "number": "2125550101"}}),
-            json.dumps({"type": "RECORD", "stream": "nowhere", "record": {"parent_id": "1"}}),
             json.dumps({"type": "RECORD", "stream": "p", "record": "a string"}),
-            json.dumps({"type": "RECORD", "stream": "p"}),
             json.dumps({"type": "SCHEMA", "stream": "p", "key_properties": [],  # schema change
                         "schema": {"type": "object", "properties": {"x": {"type": "string"}}}}),
             json.dumps({"type": "RECORD", "stream": "p", "record": {"parent_id": "2",
@@ -83,11 +82,18 @@ def test_lines_that_are_not_singer_messages_are_skipped_and_counted(tmp_path: t.
         result = run_target(config, lines, tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
         assert "Traceback" not in result.stderr
-        for line_number in (2, 3, 5, 7):
+        for line_number in (2, 3, 4):
             assert f"input line {line_number} skipped" in result.stderr
         assert len(server.app.snapshot()["phoneNumbers"]) == 2
         with duckdb.connect(staging, read_only=True) as con:
             row = con.execute("SELECT received, created, rejected, skipped_lines FROM runs").fetchone()
-        assert row == (3, 2, 1, 4)
+        assert row == (3, 2, 1, 3)
+
+        # A message that breaks the protocol stops the run, in one line.
+        broken = [json.dumps({"type": "RECORD", "stream": "nowhere", "record": {"parent_id": "1"}})]
+        result = run_target(config, broken, tmp_path)
+        assert result.returncode == 1
+        assert "breaks the Singer protocol" in result.stderr
+        assert "Traceback" not in result.stderr
     finally:
         server.stop()
