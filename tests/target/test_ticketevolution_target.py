@@ -123,3 +123,25 @@ def test_wrong_secret_stops_at_once(
     assert "Traceback" not in result.stderr
     assert "wrong-secret" not in result.stderr + result.stdout
     assert len(te_destination.requests) == 1
+
+
+def test_string_ids_and_plus_country_codes(target_runner: TargetRunner, staging_path: str) -> None:
+    """The API's quirks behind flags: ids as strings (integers in create answers) and country
+    codes kept as "+1": the plan still matches held phones, so a rerun writes nothing."""
+    from crmphones.emulator import EmulatorServer
+    from crmphones.emulator.ticketevolution import TicketEvolutionApp
+
+    app = TicketEvolutionApp(records=0, parents=5, seed=2, token=DESTINATION_TOKEN,
+                             secret=DESTINATION_SECRET, rate_limit=100_000, mixed_ids=True,
+                             normalize_country_code=False)
+    with EmulatorServer(app) as server:
+        messages = [SCHEMA, record(parent_id="2", number="212-555-0171", label="Home"),
+                    record(parent_id="2", number="+44 20 7946 0960", label="Office")]
+        target_runner.run(_config(server, staging_path), messages)
+        created = ledger(staging_path, "SELECT destination_id FROM outcomes WHERE outcome = 'created'")
+        assert sorted(d for (d,) in created) == sorted(str(p["id"]) for p in app.snapshot()["phone_numbers"])
+        assert {p["country_code"] for p in app.snapshot()["phone_numbers"]} == {"+1", "+44"}
+        writes = [r for r in server.requests if r.method in ("POST", "PUT")]
+        target_runner.run(_config(server, staging_path), messages)
+        assert [r for r in server.requests if r.method in ("POST", "PUT")] == writes
+        assert last_run_counts(staging_path)["unchanged"] == 2
