@@ -116,6 +116,7 @@ class ApiClient:
         self._secrets = tuple(s for s in secrets if s)
         self._min_interval = 1.0 / max_requests_per_second if max_requests_per_second else 0.0
         self._pace_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
         self._next_slot = 0.0
         self._client = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
@@ -222,10 +223,12 @@ class ApiClient:
         raise TransientError(redact(msg, self._secrets))
 
     def _count(self, key: str) -> None:
-        self.calls[key] = self.calls.get(key, 0) + 1
+        with self._stats_lock:  # requests run on several threads
+            self.calls[key] = self.calls.get(key, 0) + 1
 
     def _sleep(self, seconds: float) -> None:
-        self.waited_seconds += seconds
+        with self._stats_lock:
+            self.waited_seconds += seconds
         time.sleep(seconds)
 
     def _pace(self) -> None:

@@ -67,6 +67,12 @@ def common_settings() -> list[th.Property]:
             "granted the account more. 0 turns pacing off.",
         ),
         th.Property(
+            "max_concurrency", th.IntegerType, default=8,
+            description="Requests in flight at once: writes to different owners, and reads "
+            "of child collections (one parent's list each). The pacing and the API's "
+            "rate-limit answers still cap the request rate. 1: one request at a time.",
+        ),
+        th.Property(
             "default_region", th.StringType, default="US",
             description="ISO 3166 alpha-2 region assumed for numbers written without a "
             "country code.",

@@ -104,6 +104,8 @@ class Dialect(abc.ABC):
         pace = config.get("max_requests_per_minute")
         per_minute = self.default_requests_per_minute if pace is None else float(pace)
         self.requests_per_second = per_minute / 60 if per_minute else None
+        #: Requests in flight at once (``max_concurrency``), for writes and child reads.
+        self.concurrency = max(1, int(config.get("max_concurrency") or 8))
         self.client = self.build_client()
 
     def close(self) -> None:

@@ -7,9 +7,7 @@ record ends in exactly one outcome recorded in the staging ledger:
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import logging
 import time
 import typing as t
@@ -19,10 +17,9 @@ from collections import Counter, defaultdict
 from crmphones.dialects.base import Owner, WriteResult
 from crmphones.errors import FatalRequestError, TransientError
 from crmphones.http import AmbiguousWriteError
-from crmphones.phones import PHONE_TYPES, canonical_phone_type, normalize
 from crmphones.plan import PlannedWrite, phone_key, plan_writes
 from crmphones.records import Outcome, PhoneRecord
-from target_crmphones.reader import NOT_AN_OBJECT
+from target_crmphones.intake import Intake, wanted_phone
 from target_crmphones.report import build_report, to_markdown, write_report
 from target_crmphones.staging import Staging
 
@@ -71,6 +68,7 @@ class Load:
         self.run_id = uuid.uuid4().hex
         self.staging = Staging(staging_path, self.run_id)
         self.staging.start_run(dialect.name, dry_run=dry_run)
+        self.intake = Intake(dialect, self.run_id, parent_map)
         self._seq = itertools.count(1)
         self.records_seen = 0
         #: Input lines the reader could not take as Singer messages, by kind (set at the end).
@@ -89,7 +87,7 @@ class Load:
         """Take one batch of (seq, stream, record) from receipt to recorded outcome."""
         if not batch:
             return
-        rows = [self.normalize(seq, stream, record) for seq, stream, record in batch]
+        rows = self.intake.rows(batch)
         self.staging.stage(rows)
         self._received += len(rows)
         outcomes: list[OutcomeRow] = [
@@ -99,70 +97,10 @@ class Load:
         winners, merged = self.staging.winners_and_merged(batch[0][0], batch[-1][0])
         outcomes += [(seq, Outcome.MERGED.value, None, None, "duplicate of a later record")
                      for seq in merged]
-        wanted = [(row["seq"], _wanted_phone(self.dialect.name, row)) for row in winners]
+        wanted = [(row["seq"], wanted_phone(self.dialect.name, row)) for row in winners]
         plans = self.hold_back_refused(self.diff(wanted), {r["seq"]: r["fingerprint"] for r in winners})
         self._outcomes(outcomes)
         self.write(plans)
-
-    def normalize(self, seq: int, stream: str, record: dict[str, t.Any]) -> dict[str, t.Any]:
-        """Check and normalize one input record into a staged row (with a reason if rejected)."""
-        row: dict[str, t.Any] = dict.fromkeys(
-            ("source_id", "parent_type", "parent_id", "ancestors", "number",
-             "e164", "extension", "region", "phone_type", "label", "is_primary", "reject_reason"))
-        text = json.dumps(record, default=str, ensure_ascii=False, sort_keys=True)
-        row.update(run_id=self.run_id, seq=seq, stream=stream, record=text,
-                   fingerprint=hashlib.sha256(f"{stream}\n{text}".encode()).hexdigest()[:32])
-        try:
-            row.update(self._read_fields(record))
-        except ValueError as exc:
-            row["reject_reason"] = str(exc)
-            return row
-        number = normalize(row["e164"] or row["number"], row["extension"],
-                           region_hint=row["region"], default_region=self.dialect.default_region)
-        row.update(e164=number.e164, extension=number.extension, region=number.region)
-        if not number.is_valid:
-            row["reject_reason"] = number.reason
-        return row
-
-    def _read_fields(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
-        """The canonical fields the target needs, type-checked; ValueError says what is wrong."""
-        if not isinstance(record, dict) or NOT_AN_OBJECT in record:
-            msg = "record is not a JSON object"
-            raise ValueError(msg)
-        fields = {name: _text(record, name) for name in (
-            "parent_id", "parent_type", "number", "e164", "extension", "region",
-            "phone_type", "label")}
-        fields["ancestors"] = _ancestors(record.get("ancestors"))
-        fields["source_id"] = _text(record, "id")
-        if not fields["parent_id"]:
-            msg = "missing parent_id"
-            raise ValueError(msg)
-        if not (fields["number"] or fields["e164"]):
-            msg = "missing number (or e164)"
-            raise ValueError(msg)
-        parent_types = self.dialect.parent_types
-        if self.parent_map is not None:
-            source = f"{fields['parent_type'] or 'parent'} {fields['parent_id']}"
-            fields["parent_id"] = self.parent_map.get(fields["parent_id"])
-            if fields["parent_id"] is None:
-                msg = f"{source} has no row in the parent map (parent_map_path)"
-                raise ValueError(msg)
-            fields["parent_type"] = None  # the mapped id is the destination's own kind
-        fields["parent_type"] = fields["parent_type"] or parent_types[0]
-        if fields["parent_type"] not in parent_types:
-            msg = (f"parent_type {fields['parent_type']!r} cannot be written to "
-                   f"{self.dialect.title} (accepts: {', '.join(parent_types)})")
-            raise ValueError(msg)
-        kind = fields["phone_type"]
-        if kind not in PHONE_TYPES:
-            text = kind or fields["label"]
-            fields["phone_type"] = canonical_phone_type(text) if text else None
-        primary = record.get("is_primary")
-        if primary is not None and not isinstance(primary, bool):
-            msg = "is_primary must be a boolean"
-            raise ValueError(msg)
-        fields["is_primary"] = primary
-        return fields
 
     def diff(self, wanted: Sequence[tuple[int, PhoneRecord]]) -> list[PlannedWrite]:
         """Compare with the destination's phones of the owners this batch touches."""
@@ -361,35 +299,3 @@ class Load:
         """Release the ledger and the HTTP client."""
         self.staging.close()
         self.dialect.close()
-
-
-def _text(record: dict[str, t.Any], name: str) -> str | None:
-    """A field as a string; numbers become strings (ids), other types are refused."""
-    value = record.get(name)
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        msg = f"{name} must be a string, got {type(value).__name__}"
-        raise ValueError(msg)
-    return str(value).strip() or None
-
-
-def _ancestors(value: t.Any) -> str | None:
-    """The ``ancestors`` object as canonical JSON (sorted keys), so equal owners compare equal."""
-    if value is None or value == {}:
-        return None
-    if not isinstance(value, dict) or not all(
-            isinstance(v, str | int) and not isinstance(v, bool) for v in value.values()):
-        msg = "ancestors must be an object of ids by kind"
-        raise ValueError(msg)
-    return json.dumps({str(k): str(v) for k, v in value.items()}, sort_keys=True)
-
-
-def _wanted_phone(provider: str, row: dict[str, t.Any]) -> PhoneRecord:
-    return PhoneRecord(
-        id=None, provider=provider, parent_type=row["parent_type"], parent_id=row["parent_id"],
-        number=row["number"] or row["e164"], e164=row["e164"], extension=row["extension"],
-        region=row["region"], phone_type=row["phone_type"], label=row["label"],
-        is_primary=row["is_primary"], is_valid=True,
-        ancestors=json.loads(row["ancestors"]) if row["ancestors"] else {},
-    )

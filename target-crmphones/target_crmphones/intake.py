@@ -1,0 +1,129 @@
+"""Intake: each input record checked, normalized and shaped into a staged row.
+
+A record the target cannot write (no parent, no number, a field of the wrong type, an
+owner kind the CRM lacks, a number that is not valid) gets its reason here and is never sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import typing as t
+
+from crmphones.phones import PHONE_TYPES, canonical_phone_type, normalize
+from crmphones.records import PhoneRecord
+from target_crmphones.reader import NOT_AN_OBJECT
+
+if t.TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from crmphones.dialects.base import Dialect
+
+__all__ = ["Intake", "wanted_phone"]
+
+
+class Intake:
+    """Turns (seq, stream, record) into staged rows for one run and one destination."""
+
+    def __init__(self, dialect: Dialect, run_id: str, parent_map: dict[str, str] | None) -> None:
+        """Bind to the destination (its owner kinds, default region) and the parent map."""
+        self.dialect = dialect
+        self.run_id = run_id
+        self.parent_map = parent_map
+
+    def rows(self, batch: Sequence[tuple[int, str, dict[str, t.Any]]]) -> list[dict[str, t.Any]]:
+        """One staged row per record, in order."""
+        return [self.normalize(seq, stream, record) for seq, stream, record in batch]
+
+    def normalize(self, seq: int, stream: str, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Check and normalize one input record into a staged row (with a reason if rejected)."""
+        row: dict[str, t.Any] = dict.fromkeys(
+            ("source_id", "parent_type", "parent_id", "ancestors", "number",
+             "e164", "extension", "region", "phone_type", "label", "is_primary", "reject_reason"))
+        text = json.dumps(record, default=str, ensure_ascii=False, sort_keys=True)
+        row.update(run_id=self.run_id, seq=seq, stream=stream, record=text,
+                   fingerprint=hashlib.sha256(f"{stream}\n{text}".encode()).hexdigest()[:32])
+        try:
+            row.update(self._read_fields(record))
+        except ValueError as exc:
+            row["reject_reason"] = str(exc)
+            return row
+        number = normalize(row["e164"] or row["number"], row["extension"],
+                           region_hint=row["region"], default_region=self.dialect.default_region)
+        row.update(e164=number.e164, extension=number.extension, region=number.region)
+        if not number.is_valid:
+            row["reject_reason"] = number.reason
+        return row
+
+    def _read_fields(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        """The canonical fields the target needs, type-checked; ValueError says what is wrong."""
+        if not isinstance(record, dict) or NOT_AN_OBJECT in record:
+            msg = "record is not a JSON object"
+            raise ValueError(msg)
+        fields = {name: _text(record, name) for name in (
+            "parent_id", "parent_type", "number", "e164", "extension", "region",
+            "phone_type", "label")}
+        fields["ancestors"] = _ancestors(record.get("ancestors"))
+        fields["source_id"] = _text(record, "id")
+        if not fields["parent_id"]:
+            msg = "missing parent_id"
+            raise ValueError(msg)
+        if not (fields["number"] or fields["e164"]):
+            msg = "missing number (or e164)"
+            raise ValueError(msg)
+        parent_types = self.dialect.parent_types
+        if self.parent_map is not None:
+            source = f"{fields['parent_type'] or 'parent'} {fields['parent_id']}"
+            fields["parent_id"] = self.parent_map.get(fields["parent_id"])
+            if fields["parent_id"] is None:
+                msg = f"{source} has no row in the parent map (parent_map_path)"
+                raise ValueError(msg)
+            fields["parent_type"] = None  # the mapped id is the destination's own kind
+        fields["parent_type"] = fields["parent_type"] or parent_types[0]
+        if fields["parent_type"] not in parent_types:
+            msg = (f"parent_type {fields['parent_type']!r} cannot be written to "
+                   f"{self.dialect.title} (accepts: {', '.join(parent_types)})")
+            raise ValueError(msg)
+        kind = fields["phone_type"]
+        if kind not in PHONE_TYPES:
+            text = kind or fields["label"]
+            fields["phone_type"] = canonical_phone_type(text) if text else None
+        primary = record.get("is_primary")
+        if primary is not None and not isinstance(primary, bool):
+            msg = "is_primary must be a boolean"
+            raise ValueError(msg)
+        fields["is_primary"] = primary
+        return fields
+
+
+def _text(record: dict[str, t.Any], name: str) -> str | None:
+    """A field as a string; numbers become strings (ids), other types are refused."""
+    value = record.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        msg = f"{name} must be a string, got {type(value).__name__}"
+        raise ValueError(msg)
+    return str(value).strip() or None
+
+
+def _ancestors(value: t.Any) -> str | None:
+    """The ``ancestors`` object as canonical JSON (sorted keys), so equal owners compare equal."""
+    if value is None or value == {}:
+        return None
+    if not isinstance(value, dict) or not all(
+            isinstance(v, str | int) and not isinstance(v, bool) for v in value.values()):
+        msg = "ancestors must be an object of ids by kind"
+        raise ValueError(msg)
+    return json.dumps({str(k): str(v) for k, v in value.items()}, sort_keys=True)
+
+
+def wanted_phone(provider: str, row: dict[str, t.Any]) -> PhoneRecord:
+    """The phone a staged row asks the destination to hold."""
+    return PhoneRecord(
+        id=None, provider=provider, parent_type=row["parent_type"], parent_id=row["parent_id"],
+        number=row["number"] or row["e164"], e164=row["e164"], extension=row["extension"],
+        region=row["region"], phone_type=row["phone_type"], label=row["label"],
+        is_primary=row["is_primary"], is_valid=True,
+        ancestors=json.loads(row["ancestors"]) if row["ancestors"] else {},
+    )
