@@ -130,7 +130,8 @@ class Dialect(abc.ABC):
     ) -> PhoneRecord:
         """Build a canonical record from a native one, normalizing the number."""
         normalized = normalize(
-            number, extension, region_hint=region_hint, default_region=self.default_region
+            number, extension, region_hint=region_hint, default_region=self.default_region,
+            line_type=True,
         )
         return PhoneRecord(
             id=None if id is None else str(id),
