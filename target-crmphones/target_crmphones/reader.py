@@ -6,14 +6,13 @@ Singer spec and the SDK's standard tests expect; the CLI reports it in one line.
 
 from __future__ import annotations
 
-import json
 import logging
 import typing as t
 from collections import Counter
 
+import orjson
 from singer_sdk.io_base import SingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
-from singer_sdk.singerlib.json import deserialize_json
 
 __all__ = ["NOT_AN_OBJECT", "TolerantSingerReader"]
 
@@ -33,10 +32,14 @@ class TolerantSingerReader(SingerReader):
         self.skipped: Counter[str] = Counter()
 
     def deserialize_json(self, line: str) -> dict:
-        """The SDK's JSON reading, without the traceback it logs for a bad line."""
+        """Parse one line, without the traceback the SDK logs for a bad one.
+
+        orjson, about 5x the SDK's ``json.loads(parse_float=Decimal)``: numbers with a
+        fraction become floats, which no phone field holds.
+        """
         try:
-            return t.cast("dict", deserialize_json(line))
-        except json.JSONDecodeError as exc:
+            return t.cast("dict", orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
             msg = f"not JSON ({exc.msg} at column {exc.colno})"
             raise InvalidInputLine(msg) from None
 
@@ -49,10 +52,9 @@ class TolerantSingerReader(SingerReader):
             self._current_message = line
             try:
                 message = self.deserialize_json(line)
-                if not isinstance(message, dict):
-                    msg = "not a JSON object"
+                if not isinstance(message, dict) or "type" not in message:
+                    msg = "not a JSON object" if not isinstance(message, dict) else "no `type`"
                     raise InvalidInputLine(msg)
-                self.assert_line_requires(message, requires={"type"})
             except InvalidInputLine as exc:
                 self.skipped["not a Singer message"] += 1
                 logger.error("input line %d skipped (not a Singer message): %s: %s", number,

@@ -61,6 +61,7 @@ STAGED_COLUMNS = (
     "is_primary", "reject_reason", "record", "fingerprint",
 )
 _STAGED_TYPES = {"seq": pa.int64(), "is_primary": pa.bool_()}
+_STAGED_SCHEMA = pa.schema([(c, _STAGED_TYPES.get(c, pa.string())) for c in STAGED_COLUMNS])
 _OUTCOME_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("seq", pa.int64()), ("outcome", pa.string()),
     ("destination_id", pa.string()), ("changes", pa.string()), ("detail", pa.string()),
@@ -76,7 +77,12 @@ class Staging:
         path = pathlib.Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.run_id = run_id
-        self.connection = duckdb.connect(str(path))
+        # Every statement still commits to the WAL (each outcome is durable as it is
+        # recorded); folding the WAL into the file every 16 MB (the default) made these
+        # checkpoints a third of a large load's time. Memory is bounded so a long load
+        # spills to disk instead of growing.
+        self.connection = duckdb.connect(str(path), config={
+            "checkpoint_threshold": "256MB", "memory_limit": "256MB", "threads": 2})
         self.connection.execute(_DDL)
 
     def close(self) -> None:
@@ -92,52 +98,45 @@ class Staging:
 
     def stage(self, rows: Sequence[dict[str, t.Any]]) -> None:
         """Insert input records, each a dict with the ``STAGED_COLUMNS``."""
-        schema = pa.schema([(c, _STAGED_TYPES.get(c, pa.string())) for c in STAGED_COLUMNS])
-        table = pa.Table.from_pylist(list(rows), schema=schema)
+        # Column by column: several times faster than Arrow's row-wise from_pylist.
+        table = pa.Table.from_pydict({c: [row[c] for row in rows] for c in STAGED_COLUMNS},
+                                     schema=_STAGED_SCHEMA)
         self.connection.register("incoming", table)
         try:
             self.connection.execute("INSERT INTO staged SELECT * FROM incoming")
         finally:
             self.connection.unregister("incoming")
 
-    def winners_and_merged(self, first_seq: int, last_seq: int) -> tuple[list[dict], list[int]]:
+    def winners_and_merged(self, first_seq: int, last_seq: int) -> tuple[list[int], list[int]]:
         """De-duplicate a batch: one row per owner + E.164 + extension, the latest wins.
 
         Returns:
-            The winning rows (as dicts) and the ``seq`` of every row merged into one.
+            The ``seq`` of each winning row, in order, and of every row merged into one.
         """
         query = """
-            SELECT *, row_number() OVER (
+            SELECT seq, row_number() OVER (
                 PARTITION BY parent_type, parent_id, coalesce(ancestors, ''), e164,
                              coalesce(extension, '')
-                ORDER BY seq DESC) AS rank
+                ORDER BY seq DESC) = 1 AS wins
             FROM staged
             WHERE run_id = ? AND seq BETWEEN ? AND ? AND reject_reason IS NULL
             ORDER BY seq
         """
-        cursor = self.connection.execute(query, [self.run_id, first_seq, last_seq])
-        names = [d[0] for d in cursor.description]
-        winners, merged = [], []
-        for row in cursor.fetchall():
-            item = dict(zip(names, row, strict=True))
-            if item.pop("rank") == 1:
-                winners.append(item)
-            else:
-                merged.append(item["seq"])
-        return winners, merged
+        rows = self.connection.execute(query, [self.run_id, first_seq, last_seq]).fetchall()
+        return [seq for seq, won in rows if won], [seq for seq, won in rows if not won]
 
     def record_outcomes(self, outcomes: Sequence[tuple[int, str, str | None, t.Any, str | None]]) -> None:
         """Insert outcomes: (seq, outcome, destination_id, changes, detail)."""
         if not outcomes:
             return
         now = _now()
-        table = pa.Table.from_pylist(
-            [{"run_id": self.run_id, "seq": seq, "outcome": outcome, "destination_id": dest,
-              "changes": None if changes is None else json.dumps(changes), "detail": detail,
-              "recorded_at": now}
-             for seq, outcome, dest, changes, detail in outcomes],
-            schema=_OUTCOME_SCHEMA,
-        )
+        seqs, kinds, destinations, changes, details = zip(*outcomes, strict=True)
+        table = pa.Table.from_pydict({
+            "run_id": [self.run_id] * len(seqs), "seq": list(seqs), "outcome": list(kinds),
+            "destination_id": list(destinations),
+            "changes": [None if c is None else json.dumps(c) for c in changes],
+            "detail": list(details), "recorded_at": [now] * len(seqs),
+        }, schema=_OUTCOME_SCHEMA)
         self.connection.register("new_outcomes", table)
         try:
             self.connection.execute("INSERT INTO outcomes SELECT * FROM new_outcomes")

@@ -7,6 +7,7 @@ from functools import cached_property
 
 from singer_sdk import Target
 from singer_sdk import typing as th
+from singer_sdk.mapper import SameRecordTransform
 
 from crmphones.cli import run_plugin
 from crmphones.mapping import load_parent_map
@@ -31,6 +32,11 @@ class TargetCRMPhones(Target):
     # Draining everything emits the latest STATE: on a long load, at least once a minute.
     _MAX_RECORD_AGE_IN_MINUTES = 1.0
     _drained_upto = 0
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """Start with no stream on the fast path."""
+        self._identity_sinks: dict[str, PhoneSink] = {}
+        super().__init__(*args, **kwargs)
 
     config_jsonschema = th.PropertiesList(
         *common_settings(),
@@ -83,6 +89,47 @@ class TargetCRMPhones(Target):
         sink = super().add_sink(stream_name, schema, key_properties)
         t.cast("PhoneSink", sink).load = self.load
         return sink
+
+    def _process_record_message(self, message_dict: dict) -> None:
+        """A record of a stream without a stream map goes straight to its batch.
+
+        The SDK's general path (copy, identity transform, metadata, parsing, hooks) costs
+        about as much as all of the target's own work per record; for an identity map it
+        changes nothing, so only its checks and counters are kept. Anything else (stream
+        maps, flattening, record metadata, unknown streams) takes the SDK's path. Written
+        against singer-sdk 0.54 (pinned), whose ``_process_record_message`` this mirrors.
+        """
+        sink = self._identity_sinks.get(message_dict.get("stream"))  # type: ignore[arg-type]
+        if sink is None or "record" not in message_dict:
+            super()._process_record_message(message_dict)
+            self._note_identity_sink(message_dict.get("stream"))
+            return
+        record = message_dict["record"]
+        sink._singer_validate_message(record)
+        sink.tally_record_read()
+        sink.process_record(record, sink._get_context(record))
+        sink.record_counter_metric.increment()
+        if sink.is_full:
+            self.logger.info("Target sink for '%s' is full. Current size is '%s'. Draining...",
+                             sink.stream_name, sink.current_size)
+            self.drain_one(sink)
+        self._handle_max_record_age()
+
+    def _note_identity_sink(self, stream: t.Any) -> None:
+        """Remember a stream whose records the SDK would pass through unchanged."""
+        maps = self.mapper.stream_maps.get(stream) if isinstance(stream, str) else None
+        if not maps or len(maps) != 1 or type(maps[0]) is not SameRecordTransform:
+            return
+        if maps[0].stream_alias != stream or self.config.get("flattening_enabled"):
+            return
+        sink = self._sinks_active.get(stream)
+        if isinstance(sink, PhoneSink) and not sink.include_sdc_metadata_properties:
+            self._identity_sinks[stream] = sink
+
+    def _process_schema_message(self, message_dict: dict) -> None:
+        """A new SCHEMA may bring a new sink or map: look again from the next record on."""
+        self._identity_sinks.pop(message_dict.get("stream"), None)  # type: ignore[arg-type]
+        super()._process_schema_message(message_dict)
 
     def _process_state_message(self, message_dict: dict) -> None:
         """Keep the state; when a batch's worth of records came since the last one passed on,
