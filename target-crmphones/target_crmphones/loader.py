@@ -94,7 +94,9 @@ class Load:
             (row["seq"], Outcome.REJECTED.value, None, None, row["reject_reason"])
             for row in rows if row["reject_reason"]
         ]
-        winners, merged = self.staging.winners_and_merged(batch[0][0], batch[-1][0])
+        winner_seqs, merged = self.staging.winners_and_merged(batch[0][0], batch[-1][0])
+        by_seq = {row["seq"]: row for row in rows}
+        winners = [by_seq[seq] for seq in winner_seqs]
         outcomes += [(seq, Outcome.MERGED.value, None, None, "duplicate of a later record")
                      for seq in merged]
         wanted = [(row["seq"], wanted_phone(self.dialect.name, row)) for row in winners]
