@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import itertools
 import logging
+import queue
+import threading
 import time
 import typing as t
 import uuid
 from collections import Counter, defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from crmphones.dialects.base import Owner, WriteResult
 from crmphones.errors import FatalRequestError, TransientError
@@ -74,6 +77,8 @@ class Load:
         #: Input lines the reader could not take as Singer messages, by kind (set at the end).
         self.skipped_lines: dict[str, int] = {}
         self._consecutive_transient = 0
+        self._transient_lock = threading.Lock()  # writes run on several threads
+        self._stopping = threading.Event()  # set when a write failed the run: workers stop
         self._dry_run_shown = 0
 
     def next_seq(self) -> int:
@@ -128,7 +133,13 @@ class Load:
         return plans
 
     def write(self, plans: Sequence[PlannedWrite]) -> None:
-        """Carry out the plan (or show it, in dry run), recording each outcome."""
+        """Carry out the plan (or show it, in dry run), recording each outcome.
+
+        Each owner's writes run in order in one task (updates, then its creates: Activix's
+        one phone per type and One Degree's primary depend on it); owners run in parallel,
+        ``max_concurrency`` at a time. Outcomes are recorded on this thread (the ledger is
+        not shared between threads) as each write completes.
+        """
         unchanged = [(p.seq, Outcome.UNCHANGED.value, p.current.id if p.current else None,
                       None, p.note) for p in plans if p.action == "unchanged"]
         rejected = [(p.seq, Outcome.REJECTED.value, None, None, p.note)
@@ -139,18 +150,70 @@ class Load:
             self._show_plan(plans)
             return
         self._writes_left = sum(p.action in ("create", "update") for p in plans)
+        updates: dict[Owner, list[PlannedWrite]] = defaultdict(list)
         creates: dict[Owner, list[PlannedWrite]] = defaultdict(list)
         for plan in plans:
-            if plan.action == "create":
-                creates[Owner.of(plan.wanted)].append(plan)
-            elif plan.action == "update":
-                assert plan.current is not None
-                result = self._guard(lambda p=plan: self.dialect.update(p.current, p.changes))
-                self._record(plan, result, Outcome.UPDATED)
-        for owner, group in creates.items():
-            results = self._create(owner, group)
-            for plan, result in zip(group, results, strict=True):
-                self._record(plan, result, Outcome.CREATED)
+            if plan.action in ("create", "update"):
+                (creates if plan.action == "create" else updates)[Owner.of(plan.wanted)].append(plan)
+        owners = list(dict.fromkeys([*updates, *creates]))
+        if self.dialect.concurrency == 1 or len(owners) <= 1:
+            # One at a time, as before concurrency: every update, then each owner's creates.
+            for plan in (p for p in plans if p.action == "update"):
+                self._record(plan, self._update(plan), Outcome.UPDATED)
+            for owner, group in creates.items():
+                for plan, result in zip(group, self._create(owner, group), strict=True):
+                    self._record(plan, result, Outcome.CREATED)
+            return
+        self._write_in_parallel([(o, updates.get(o, []), creates.get(o, [])) for o in owners])
+
+    def _write_in_parallel(self, jobs: list[tuple[Owner, list[PlannedWrite], list[PlannedWrite]]]
+                           ) -> None:
+        """Run one task per owner on a pool; record outcomes here as the workers queue them.
+
+        A worker's exception (the API refused the credential, or keeps failing) stops the
+        run: pending tasks are cancelled, running ones stop at their next request, and the
+        exception is raised here, where the run's one-line message is made.
+        """
+        done: queue.Queue[tuple[PlannedWrite, WriteResult, Outcome] | Future[None]] = queue.Queue()
+        pool = ThreadPoolExecutor(max_workers=min(self.dialect.concurrency, len(jobs)),
+                                  thread_name_prefix="crmphones-write")
+        try:
+            futures = [pool.submit(self._write_owner, owner, updates, group, done.put)
+                       for owner, updates, group in jobs]
+            for future in futures:
+                future.add_done_callback(done.put)  # after the task's last outcome
+            running = len(futures)
+            while running:
+                item = done.get()
+                if isinstance(item, Future):
+                    running -= 1
+                    error = item.exception()
+                    if error is not None:
+                        raise error
+                else:
+                    self._record(*item)
+        except BaseException:
+            self._stopping.set()
+            self.dialect.client.abort()  # in-flight retries and waits end now
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _write_owner(self, owner: Owner, updates: list[PlannedWrite], group: list[PlannedWrite],
+                     emit: t.Callable[[tuple[PlannedWrite, WriteResult, Outcome]], None]) -> None:
+        """One owner's writes, in order (a worker task): updates first, then the creates."""
+        for plan in updates:
+            if self._stopping.is_set():
+                return
+            emit((plan, self._update(plan), Outcome.UPDATED))
+        if group and not self._stopping.is_set():
+            for plan, result in zip(group, self._create(owner, group), strict=True):
+                emit((plan, result, Outcome.CREATED))
+
+    def _update(self, plan: PlannedWrite) -> WriteResult:
+        assert plan.current is not None
+        current = plan.current
+        return self._guard(lambda: self.dialect.update(current, plan.changes))
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -180,8 +243,8 @@ class Load:
         stalled = 0  # rounds in a row that settled nothing: the budget is per phone, not group
         retry = self.dialect.client.retry
         while pending and stalled < retry.max_attempts:
-            if stalled:
-                time.sleep(retry.backoff(stalled))
+            if stalled and self._stopping.wait(retry.backoff(stalled)):
+                break  # the run is stopping: what is pending stays unknown
             try:
                 phones = [group[i].wanted for i in pending]
                 answers = self._guard(lambda phones=phones: list(
@@ -224,12 +287,15 @@ class Load:
         except AmbiguousWriteError:
             raise
         except TransientError as exc:
-            self._consecutive_transient += 1
-            if self._consecutive_transient >= _MAX_CONSECUTIVE_TRANSIENT:
+            with self._transient_lock:
+                self._consecutive_transient += 1
+                failing = self._consecutive_transient >= _MAX_CONSECUTIVE_TRANSIENT
+            if failing:
                 msg = f"{self.dialect.title} keeps failing ({exc}); stopping the run"
                 raise FatalRequestError(msg) from None
             return WriteResult(rejected=f"transient: {exc}")
-        self._consecutive_transient = 0
+        with self._transient_lock:
+            self._consecutive_transient = 0
         return result
 
     def _record(self, plan: PlannedWrite, result: WriteResult, success: Outcome) -> None:
