@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 import math
 import re
@@ -370,7 +369,7 @@ class OutreachApp:
         if isinstance(fields, Response):
             return fields
         rows = [row for _, row in sorted(table.items()) if all(check(row) for check in checks)]
-        rows.sort(key=functools.cmp_to_key(lambda a, b: _compare(_key(a, sort), _key(b, sort), sort)))
+        _sort_rows(rows, sort)
         page = self._page(request, rows, sort)
         if isinstance(page, Response):
             return page
@@ -640,6 +639,17 @@ class OutreachApp:
 
 def _key(row: dict[str, t.Any], sort: list[tuple[str, bool]]) -> list[t.Any]:
     return [row[name] for name, _ in sort]
+
+
+def _sort_rows(rows: list[dict[str, t.Any]], sort: list[tuple[str, bool]]) -> None:
+    """Sort in place in the order of `_compare`: one stable pass per field, the last first.
+
+    Key passes rather than `cmp_to_key(_compare)`: the same order, several times faster, so
+    paging a few thousand rows costs the server far less than a request's latency.
+    """
+    for name, desc in reversed(sort):
+        # (False,) sorts before (True, value): nulls first ascending, last once reversed.
+        rows.sort(key=lambda r, n=name: (False,) if r[n] is None else (True, r[n]), reverse=desc)
 
 
 def _compare(left: list[t.Any], right: list[t.Any], sort: list[tuple[str, bool]]) -> int:

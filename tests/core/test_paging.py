@@ -1,0 +1,79 @@
+"""follow_next_links: the next page is fetched while the caller works on the current one."""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+import pytest
+
+from crmphones.emulator import EmulatorServer, Faults
+from crmphones.emulator.outreach import OutreachApp
+from crmphones.errors import FatalRequestError
+from crmphones.paging import follow_next_links
+from crmphones.settings import dialect_for
+from tests.conftest import SOURCE_TOKEN, outreach_config
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from crmphones.dialects.outreach import Outreach
+
+LATENCY = 0.05
+PAGES, PAGE_SIZE = 10, 5
+
+
+@pytest.fixture
+def slow_outreach() -> Iterator[EmulatorServer]:
+    """Fifty phone numbers, ten cursor pages of five, 50 ms a request."""
+    app = OutreachApp(records=PAGES * PAGE_SIZE, parents=20, seed=2, token=SOURCE_TOKEN)
+    with EmulatorServer(app, faults=Faults(latency_ms=LATENCY * 1000)) as server:
+        yield server
+
+
+def _walk(dialect: Outreach, per_item: float) -> tuple[list[str], float]:
+    params = {"page[size]": str(PAGE_SIZE), "sort": "updatedAt", "count": "false"}
+    started = time.perf_counter()
+    ids = []
+    for resource in follow_next_links(dialect._get_page, "phoneNumbers", params):
+        ids.append(str(resource["id"]))
+        time.sleep(per_item)  # the caller's own work on each record
+    return ids, time.perf_counter() - started
+
+
+def test_the_walk_overlaps_the_callers_work_and_keeps_every_item_in_order(
+    slow_outreach: EmulatorServer,
+) -> None:
+    """A caller spending a round trip's time on each page: a plain loop pays both
+    (10 x 100 ms); fetching one page ahead pays about one of them."""
+    dialect = t.cast("Outreach", dialect_for(outreach_config(slow_outreach, SOURCE_TOKEN)))
+    try:
+        ids, elapsed = _walk(dialect, per_item=LATENCY / PAGE_SIZE)
+    finally:
+        dialect.close()
+    held = sorted(slow_outreach.app.snapshot()["phoneNumbers"],
+                  key=lambda r: (r["attributes"]["updatedAt"], int(r["id"])))
+    assert ids == [str(r["id"]) for r in held]
+    assert len(slow_outreach.requests) == PAGES
+    sequential = PAGES * 2 * LATENCY
+    assert elapsed < 0.8 * sequential, f"{elapsed:.2f}s: pages were not fetched ahead"
+
+
+def test_a_repeated_next_link_still_stops_the_walk_after_its_page() -> None:
+    """The loop guard holds with the fetch ahead: the items before the repeat, then an error."""
+    pages = {
+        "first": {"data": [1, 2], "links": {"next": "https://api/second"}},
+        "https://api/second": {"data": [3], "links": {"next": "https://api/third"}},
+        "https://api/third": {"data": [4], "links": {"next": "https://api/second"}},
+    }
+    asked: list[str] = []
+
+    def get_page(url: str, _params: t.Any) -> dict[str, t.Any]:
+        asked.append(url)
+        return pages[url]
+
+    got: list[int] = []
+    with pytest.raises(FatalRequestError, match="Loop detected"):
+        got.extend(follow_next_links(get_page, "first", None))
+    assert got == [1, 2, 3, 4]
+    assert asked == ["first", "https://api/second", "https://api/third"], "no page fetched twice"
