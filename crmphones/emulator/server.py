@@ -152,6 +152,12 @@ class Faults:
         return Response(status, {"error": "injected fault", "status": status})
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    # Concurrent clients open many connections at once; with the default backlog of 5 the
+    # kernel drops the rest of the SYNs and each such client stalls a whole second.
+    request_queue_size = 128
+
+
 class EmulatorServer:
     """Serves one `DialectApp` on loopback; `with EmulatorServer(app) as s: httpx.get(s.url)`."""
 
@@ -161,7 +167,7 @@ class EmulatorServer:
         self.faults = faults or Faults()
         self.requests: list[LoggedRequest] = []
         self._log_lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._httpd = _HTTPServer((host, port), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
