@@ -12,12 +12,38 @@ What is retried and what is not is decided here and nowhere else:
 
 Error texts carry the method and the path only: query strings can hold keys
 (One Degree's ``api_key``) and headers hold tokens and signatures.
+
+Rate governor (``RateGovernor``: one per client, shared by all its threads):
+
+- **Ceiling.** ``max_requests_per_second`` spaces requests evenly; nothing goes faster.
+- **Signals.** A 429; a 503 with ``Retry-After`` in seconds (Ticket Evolution's throttle; with
+  a date it is maintenance: a pause, no lesson); ``X-RateLimit-Remaining: 0`` with a reset
+  more than two seconds away, or any reset while no rate is learnt yet (closer resets of a
+  paced client are a one-second window plus whole-second rounding: pacing fits them, and
+  waiting for the rounded reset would waste the window).
+- **Pause.** Every thread waits until the server's ``Retry-After`` (else
+  ``X-RateLimit-Reset``, else our backoff) has passed, capped at ``max_delay``; send slots
+  reserved before the signal are void, so no thread fires into a closed window.
+- **Learn.** The rate becomes ``_HEADROOM`` (0.95) times the least of: the responses let
+  through in the trailing second (longer below a few a second), ``X-RateLimit-Limit`` (a
+  window is a second or longer), the current rate, and, when the reset is two or more
+  seconds away, the responses let through since the last reset waited for over the time
+  from then to the coming reset (a long window's rate; too rough at whole-second
+  resolution for one-second windows). Even spacing at that rate fits a fixed or sliding
+  window of the allowance: no further 429.
+- **Lower again.** A signal for a request sent after the last lesson teaches again, so the
+  rate only goes down within a run (to ``_MIN_RATE`` at least); signals for requests already
+  in flight at a lesson only extend the pause (one lesson per burst).
+- **Bounded.** A throttled attempt counts against ``max_attempts``: nothing loops on 429s.
+  Pauses and pacing add to ``waited_seconds`` per thread (eight paused threads, eight times).
 """
 
 from __future__ import annotations
 
+import collections
 import email.utils
 import logging
+import math
 import random
 import threading
 import time
@@ -28,9 +54,10 @@ import httpx
 import pendulum
 import pendulum.parsing.exceptions
 
-from crmphones.errors import AuthError, TransientError
+from crmphones.errors import AuthError, FatalRequestError, TransientError
 
-__all__ = ["AmbiguousWriteError", "ApiClient", "RetryPolicy", "redact"]
+__all__ = ["AbortedError", "AmbiguousWriteError", "ApiClient", "RateGovernor", "RetryPolicy",
+           "redact"]
 
 logger = logging.getLogger("crmphones.http")
 # httpx logs every request URL at INFO, and URLs can hold keys (One Degree's api_key).
@@ -40,10 +67,16 @@ logging.getLogger("httpcore").setLevel(logging.WARNING)
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # Failures that happen before the request reaches the server: always safe to resend.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_HEADROOM = 0.95  # of the rate the server showed: pacing jitter must not fill the window
+_MIN_RATE = 0.05  # requests a second: the governor slows down, it never stops for good
 
 
 class AmbiguousWriteError(TransientError):
     """A write whose outcome is unknown (lost response, 500): check before resending."""
+
+
+class AbortedError(FatalRequestError):
+    """The run is stopping (``ApiClient.abort``): no further request is sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +105,110 @@ def redact(text: str, secrets: t.Iterable[str]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+class RateGovernor:
+    """When the next request may start, for every thread of one client (see the module doc)."""
+
+    def __init__(self, max_requests_per_second: float | None,
+                 sleep: t.Callable[[float], None]) -> None:
+        """Start ungoverned below the ceiling.
+
+        Args:
+            max_requests_per_second: The configured ceiling (None: none).
+            sleep: How to wait (the client's, which counts and can be aborted).
+        """
+        self._ceiling = 1.0 / max_requests_per_second if max_requests_per_second else 0.0
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        #: The learnt sustainable rate in requests a second; None until a throttle signal.
+        self.rate: float | None = None
+        #: Throttle signals seen, and how many of them taught a rate.
+        self.signals = 0
+        self.lessons = 0
+        self._next_slot = 0.0
+        self._pause_until = 0.0
+        self._generation = 0  # bumped by every pause: slots reserved before it are void
+        self._learnt_at = -math.inf  # a signal for a request sent before this teaches nothing
+        self._recent: collections.deque[float] = collections.deque()  # let through lately
+        self._span_start: float | None = None  # the last reset waited for, else the first send
+        self._span_count = 0  # let through since then
+
+    def acquire(self) -> float:
+        """Wait for this thread's send slot; return the moment it was granted (monotonic)."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                slot = max(now, self._next_slot, self._pause_until)
+                interval = max(self._ceiling, 1.0 / self.rate if self.rate else 0.0)
+                self._next_slot = slot + interval
+                generation = self._generation
+            if slot > now:
+                self._sleep(slot - now)
+            with self._lock:
+                # A pause declared while we slept voids the slot: take one after the pause.
+                if generation == self._generation:
+                    granted = time.monotonic()
+                    if self._span_start is None:
+                        self._span_start = granted
+                    return granted
+
+    def let_through(self, at: float) -> None:
+        """The server answered without throttling: count it against its allowance."""
+        with self._lock:
+            self._recent.append(at)
+            self._trim(at)
+            if self._span_start is not None and at >= self._span_start:
+                self._span_count += 1
+
+    def throttle(self, sent_at: float, delay: float, *, learn: bool, server_delay: bool,
+                 limit: int | None) -> None:
+        """A throttle signal: pause every thread for ``delay`` seconds and maybe learn.
+
+        Args:
+            sent_at: When the throttled request was granted its slot.
+            delay: Seconds to pause (the server's, else our backoff), already capped.
+            learn: Whether the signal says something about the rate (not maintenance).
+            server_delay: Whether ``delay`` is the server's word (it dates the reset).
+            limit: ``X-RateLimit-Limit``, when sent.
+        """
+        with self._lock:
+            now = time.monotonic()
+            self.signals += 1
+            if learn and sent_at >= self._learnt_at:
+                self._learn(now, delay if server_delay else None, limit)
+            self._pause_until = max(self._pause_until, now + delay)
+            self._next_slot = self._pause_until
+            self._generation += 1
+            # The server's window starts afresh when the pause ends.
+            self._span_start, self._span_count = self._pause_until, 0
+
+    def _learn(self, now: float, delay: float | None, limit: int | None) -> None:
+        horizon = self._horizon()
+        self._trim(now)
+        candidates = [limit] if limit else []
+        if self._recent:
+            candidates.append(len(self._recent) / horizon)
+        if delay is not None and delay >= 2 and self._span_start is not None and self._span_count:
+            # Whole-second resets: the coming reset is half a second early on average.
+            candidates.append(self._span_count / max(1e-3, now - self._span_start + delay - 0.5))
+        if self.rate is not None:
+            candidates.append(self.rate)  # still throttled at this rate: go lower
+        self._learnt_at = now
+        if not candidates:
+            return  # nothing let through lately: no lesson, only the pause
+        self.rate = max(_MIN_RATE, _HEADROOM * min(candidates))
+        self.lessons += 1
+        logger.info("throttled: pacing at %.2f requests a second from now", self.rate)
+
+    def _horizon(self) -> float:
+        """The trailing span counted: a second, or long enough to hold a few paced requests."""
+        return max(1.0, 4.0 / self.rate) if self.rate else 1.0
+
+    def _trim(self, now: float) -> None:
+        horizon = self._horizon()
+        while self._recent and self._recent[0] <= now - horizon:
+            self._recent.popleft()
 
 
 class ApiClient:
@@ -114,10 +251,10 @@ class ApiClient:
         self.base_url_text = base_url.rstrip("/")  # for messages; holds no secret
         self.retry = retry or RetryPolicy()
         self._secrets = tuple(s for s in secrets if s)
-        self._min_interval = 1.0 / max_requests_per_second if max_requests_per_second else 0.0
-        self._pace_lock = threading.Lock()
         self._stats_lock = threading.Lock()
-        self._next_slot = 0.0
+        self._aborted = threading.Event()
+        #: Paces every thread: the configured ceiling, then whatever throttling teaches.
+        self.governor = RateGovernor(max_requests_per_second, self._sleep)
         self._client = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             auth=auth,
@@ -133,6 +270,10 @@ class ApiClient:
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
+
+    def abort(self) -> None:
+        """The run is stopping: waits end now, and no request is sent from here on."""
+        self._aborted.set()
 
     def __enter__(self) -> ApiClient:
         """Use as a context manager."""
@@ -177,7 +318,11 @@ class ApiClient:
         if path.startswith("http"):
             where = f"{method.upper()} {httpx.URL(path).path}"
         for attempt in range(1, self.retry.max_attempts + 1):
-            self._pace()
+            if self._aborted.is_set():
+                msg = f"{self.api_name} {where}: not sent, the run is stopping"
+                raise AbortedError(msg)
+            sent_at = self._pace()
+            throttled = False
             try:
                 response = self._client.request(
                     method, path.lstrip("/") if not path.startswith("http") else path,
@@ -203,12 +348,19 @@ class ApiClient:
                     msg = f"{self.api_name} {where}: 500 on a write, outcome unknown"
                     raise AmbiguousWriteError(msg)
                 if status not in _RETRY_STATUSES and status != 500:
-                    self._respect_quota(response)
+                    self.governor.let_through(time.monotonic())
+                    self._respect_quota(response, sent_at)
                     return response
                 failure = f"HTTP {status}"
-                delay = self._server_delay(response)
-                if delay is None:
-                    delay = self.retry.backoff(attempt)
+                server_delay = self._server_delay(response)
+                delay = self.retry.backoff(attempt) if server_delay is None else server_delay
+                delay = min(delay, self.retry.max_delay)
+                kind = self._throttle_kind(response)
+                if kind:  # every thread pauses, not only this one
+                    throttled = True
+                    self.governor.throttle(sent_at, delay, learn=kind == "learn",
+                                           server_delay=server_delay is not None,
+                                           limit=_int_header(response, "X-RateLimit-Limit"))
             if attempt == self.retry.max_attempts:
                 break
             delay = min(delay, self.retry.max_delay)
@@ -216,7 +368,8 @@ class ApiClient:
                 "%s %s: %s, retry %d/%d in %.2fs", self.api_name, where, failure,
                 attempt, self.retry.max_attempts - 1, delay,
             )
-            self._sleep(delay)
+            if not throttled:  # a throttle's pause is waited out in the next _pace
+                self._sleep(delay)
         msg = f"{self.api_name} {where}: gave up after {self.retry.max_attempts} attempts ({failure})"
         if failure in ("ConnectError", "ConnectTimeout"):
             msg += f": nothing answers at {self.base_url_text}; check the `api_url` setting"
@@ -229,28 +382,42 @@ class ApiClient:
     def _sleep(self, seconds: float) -> None:
         with self._stats_lock:
             self.waited_seconds += seconds
-        time.sleep(seconds)
+        if self._aborted.wait(seconds):
+            msg = f"{self.api_name}: stopped waiting, the run is stopping"
+            raise AbortedError(msg)
 
-    def _pace(self) -> None:
-        """Space requests evenly when the API documents a per-second budget."""
-        if not self._min_interval:
-            return
-        with self._pace_lock:
-            now = time.monotonic()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + self._min_interval
-        if slot > now:
-            self._sleep(slot - now)
+    def _pace(self) -> float:
+        """Wait for this request's slot (ceiling, learnt rate, pauses); return its time."""
+        return self.governor.acquire()
 
-    def _respect_quota(self, response: httpx.Response) -> None:
-        """When the quota is spent, wait for its reset instead of earning a 429."""
+    def _respect_quota(self, response: httpx.Response, sent_at: float) -> None:
+        """When the quota is spent, pause for its reset instead of earning a 429."""
         remaining = response.headers.get("X-RateLimit-Remaining")
         reset = response.headers.get("X-RateLimit-Reset")
-        if remaining == "0" and reset and reset.isdigit():
-            wait = int(reset) - time.time()
-            if 0 < wait <= self.retry.max_delay:
-                logger.info("%s quota spent; waiting %.1fs for its reset", self.api_name, wait)
-                self._sleep(wait)
+        if remaining != "0" or not reset or not reset.isdigit():
+            return
+        wait = int(reset) - time.time()
+        if not 0 < wait <= self.retry.max_delay:
+            return
+        if self.governor.rate is not None and wait <= 2.0:
+            return  # a one-second window (whole-second resets add up to one): pacing fits it
+        logger.info("%s quota spent; waiting %.1fs for its reset", self.api_name, wait)
+        self.governor.throttle(sent_at, wait, learn=True, server_delay=True,
+                               limit=_int_header(response, "X-RateLimit-Limit"))
+
+    @staticmethod
+    def _throttle_kind(response: httpx.Response) -> str | None:
+        """``learn`` for a rate refusal, ``pause`` for maintenance, None for other failures."""
+        if response.status_code == 429:
+            return "learn"
+        retry_after = response.headers.get("Retry-After", "").strip()
+        if response.status_code != 503 or not retry_after:
+            return None
+        try:
+            float(retry_after)
+        except ValueError:
+            return "pause"  # a date: scheduled maintenance, nothing to learn about the rate
+        return "learn"
 
     @staticmethod
     def _server_delay(response: httpx.Response) -> float | None:
@@ -274,3 +441,9 @@ class ApiClient:
         if response.status_code == 429 and reset and reset.isdigit():
             return max(0.0, int(reset) - time.time())
         return None
+
+
+def _int_header(response: httpx.Response, name: str) -> int | None:
+    """A positive integer header, or None."""
+    value = response.headers.get(name, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
