@@ -202,13 +202,19 @@ class Load:
     def _write_owner(self, owner: Owner, updates: list[PlannedWrite], group: list[PlannedWrite],
                      emit: t.Callable[[tuple[PlannedWrite, WriteResult, Outcome]], None]) -> None:
         """One owner's writes, in order (a worker task): updates first, then the creates."""
-        for plan in updates:
-            if self._stopping.is_set():
-                return
-            emit((plan, self._update(plan), Outcome.UPDATED))
-        if group and not self._stopping.is_set():
-            for plan, result in zip(group, self._create(owner, group), strict=True):
-                emit((plan, result, Outcome.CREATED))
+        try:
+            for plan in updates:
+                if self._stopping.is_set():
+                    return
+                emit((plan, self._update(plan), Outcome.UPDATED))
+            if group and not self._stopping.is_set():
+                for plan, result in zip(group, self._create(owner, group), strict=True):
+                    emit((plan, result, Outcome.CREATED))
+        except BaseException:
+            # Stop the other workers now, not when this thread's outcomes are all recorded.
+            self._stopping.set()
+            self.dialect.client.abort()
+            raise
 
     def _update(self, plan: PlannedWrite) -> WriteResult:
         assert plan.current is not None
