@@ -106,7 +106,7 @@ class OneDegreeApp:
                  rate_limit: int = 100_000, rate_window: float = 3600.0,
                  date_window: float = DATE_WINDOW, foreign_organizations: t.Iterable[int] = (),
                  wrap_lists: bool = False, touch_parents: bool = True,
-                 validation_status: int = 400) -> None:
+                 validation_status: int = 400, index_embeds_phones: bool = True) -> None:
         """Seed the account.
 
         Args:
@@ -122,6 +122,8 @@ class OneDegreeApp:
             wrap_lists: wrap collections as `{"organizations": [...]}` (§5 [U]; default bare array).
             touch_parents: a phone write bumps its owner's and organization's `updated_at` [A].
             validation_status: status of validation errors (§9: none documented, [A] 400).
+            index_embeds_phones: `GET /organizations` items embed `phones` and `locations` as a
+                show does (§4 [I]); off, they carry neither and a client must ask each one.
         """
         parents = max(1, records // 3) if parents is None else parents
         if parents < 0 or records < 0:
@@ -134,6 +136,7 @@ class OneDegreeApp:
         self.date_window = date_window
         self.foreign = {int(i) for i in foreign_organizations}
         self.wrap_lists, self.touch_parents = wrap_lists, touch_parents
+        self.index_embeds_phones = index_embeds_phones
         self.validation_status = validation_status
         self._lock = threading.RLock()
         self.organizations: dict[int, dict[str, t.Any]] = {}
@@ -239,7 +242,7 @@ class OneDegreeApp:
                 self.foreign = {int(i) for i in options["foreign_organizations"] or ()}
             if "validation_status" in options:
                 self.validation_status = int(options["validation_status"])
-            for key in ("wrap_lists", "touch_parents"):
+            for key in ("wrap_lists", "touch_parents", "index_embeds_phones"):
                 if key in options:
                     setattr(self, key, bool(options[key]))
             if "api_key" in options:
@@ -500,6 +503,9 @@ class OneDegreeApp:
         if self._titles_only(request):  # §5: light objects [A] id/name/slug
             light = [{k: r[k] for k in ("id", "name", "slug")} for r in rows]
             return self._collection("organizations", light)
+        if not self.index_embeds_phones:  # only the show embeds them
+            return self._collection("organizations", [{k: v for k, v in self._render_organization(
+                r).items() if k not in ("phones", "locations")} for r in rows])
         return self._collection("organizations", [self._render_organization(r) for r in rows])
 
     def _show_organization(self, _request: Request, _body: t.Any, org_ref: str) -> Response:
@@ -652,6 +658,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='collections as {"organizations": [...]} instead of a bare array')
     parser.add_argument("--no-touch-parents", action="store_true",
                         help="phone writes leave the owner's and organization's updated_at alone")
+    parser.add_argument("--no-index-phones", action="store_true",
+                        help="the organizations index embeds no phones or locations (show only)")
 
 
 def build(args: argparse.Namespace) -> OneDegreeApp:
@@ -660,4 +668,5 @@ def build(args: argparse.Namespace) -> OneDegreeApp:
     return OneDegreeApp(records=args.records, parents=args.parents, seed=args.seed, api_key=args.api_key,
                         api_secret=args.api_secret, rate_limit=args.rate_limit, rate_window=args.rate_window,
                         date_window=args.date_window, foreign_organizations=foreign,
-                        wrap_lists=args.wrap_lists, touch_parents=not args.no_touch_parents)
+                        wrap_lists=args.wrap_lists, touch_parents=not args.no_touch_parents,
+                        index_embeds_phones=not args.no_index_phones)

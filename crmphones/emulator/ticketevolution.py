@@ -122,7 +122,7 @@ class TicketEvolutionApp:
                  token: str = "emulator-token", secret: str = "emulator-secret",
                  rate_limit: int = 600, rate_window: float = 60.0, rate_status: int = 503,
                  mixed_ids: bool = False, normalize_country_code: bool = True,
-                 touch_client: bool = True) -> None:
+                 touch_client: bool = True, index_embeds_phones: bool = True) -> None:
         """Seed the account.
 
         Args:
@@ -137,6 +137,8 @@ class TicketEvolutionApp:
             mixed_ids: ids render as strings except in a create answer (§6, §9.3); default all ints.
             normalize_country_code: writes store `"+1"` as `"1"` (T0 create; §9.3); off keeps `"+1"` (T2).
             touch_client: a phone write bumps its client's `updated_at` ([U] §10; [A] yes by default).
+            index_embeds_phones: the clients index embeds `phone_numbers` (§3 [D]); off, its items
+                lack them (the show still has them) and a client must ask each client's list.
         """
         parents = max(1, records // 2) if parents is None else parents
         if parents < 1 and records > 0:
@@ -147,6 +149,7 @@ class TicketEvolutionApp:
         self.rate_status = rate_status
         self.mixed_ids, self.normalize_country_code = mixed_ids, normalize_country_code
         self.touch_client = touch_client
+        self.index_embeds_phones = index_embeds_phones
         self._lock = threading.RLock()
         self.clients: dict[int, dict[str, t.Any]] = {}
         self.phones: dict[int, dict[str, t.Any]] = {}
@@ -226,7 +229,7 @@ class TicketEvolutionApp:
                 self.limiter.window = float(options["rate_window"])
             if "rate_status" in options:
                 self.rate_status = int(options["rate_status"])
-            for key in ("mixed_ids", "normalize_country_code", "touch_client"):
+            for key in ("mixed_ids", "normalize_country_code", "touch_client", "index_embeds_phones"):
                 if key in options:
                     setattr(self, key, bool(options[key]))
             if "token" in options:
@@ -344,6 +347,9 @@ class TicketEvolutionApp:
                 checks.append(lambda c, v=value: c["name"] == v)
         rows = [self._render_client(c) for _, c in sorted(self.clients.items())
                 if all(check(c) for check in checks)]
+        if not self.index_embeds_phones:
+            for row in rows:
+                del row["phone_numbers"]
         return self._page(request, "clients", rows)
 
     def _show_client(self, _: Request, client_id: int) -> Response:
@@ -545,6 +551,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='store country_code as sent ("+1") instead of normalizing to "1"')
     parser.add_argument("--no-touch-client", action="store_true",
                         help="phone writes leave the client's updated_at alone")
+    parser.add_argument("--no-index-phones", action="store_true",
+                        help="the clients index embeds no phone_numbers (show and list only)")
 
 
 def build(args: argparse.Namespace) -> TicketEvolutionApp:
@@ -553,4 +561,5 @@ def build(args: argparse.Namespace) -> TicketEvolutionApp:
                               token=args.token, secret=args.secret, rate_limit=args.rate_limit,
                               rate_window=args.rate_window, rate_status=args.rate_status,
                               mixed_ids=args.mixed_ids, normalize_country_code=not args.keep_country_code,
-                              touch_client=not args.no_touch_client)
+                              touch_client=not args.no_touch_client,
+                              index_embeds_phones=not args.no_index_phones)
