@@ -15,6 +15,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
+from crmphones.concurrency import ordered_map
 from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
 from crmphones.errors import AuthError, FatalRequestError
 from crmphones.http import ApiClient
@@ -151,7 +152,8 @@ class Activix(Dialect):
 
         One ``GET /leads/:id?include[]=phones`` per lead, or every page of the lead list when
         the account has fewer pages than the batch has leads. The first page, fetched to learn
-        the page count, is used either way when paging wins.
+        the page count, is used either way when paging wins. The per-lead GETs run
+        ``max_concurrency`` at a time.
         """
         wanted = sorted({o.parent_id for o in owners})
         if len(wanted) > _LOOKUPS_BEFORE_PAGING:
@@ -160,8 +162,9 @@ class Activix(Dialect):
             if int((first.get("meta") or {}).get("last_page") or 1) < len(wanted):
                 yield from self._phones_from_pages(first, set(wanted))
                 return
-        for lead_id in wanted:
-            yield from self._lead_phones(lead_id)
+        # One GET per lead, max_concurrency at a time (the pacing still holds the rate).
+        for phones in ordered_map(self._lead_phones, wanted, self.concurrency):
+            yield from phones
 
     def _phones_from_pages(self, first: dict[str, t.Any], wanted: set[str]
                            ) -> Iterator[PhoneRecord]:

@@ -15,6 +15,7 @@ import typing as t
 from singer_sdk import typing as th
 
 from crmphones.auth import OneDegreeSigner
+from crmphones.concurrency import ordered_map
 from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
 from crmphones.errors import FatalRequestError
 from crmphones.http import ApiClient
@@ -83,25 +84,37 @@ class OneDegree(Dialect):
     # -- read -------------------------------------------------------------------------
 
     def read(self, stream: str, since: datetime.datetime | None) -> Iterator[dict[str, t.Any]]:
-        """Crawl organizations (with their locations) and their opportunities: FULL_TABLE."""
+        """Crawl organizations (with their locations) and their opportunities: FULL_TABLE.
+
+        The per-organization reads (the organization itself when the index item lacks its
+        phones, its opportunities when the stream needs them) run ``max_concurrency`` at a
+        time; results come back in index order, so the records are those of a plain loop.
+        """
         del since  # §6: no updated-since filter exists
         kind = _PHONE_STREAMS.get(stream) or _PARENT_STREAMS[stream]
         wants_opportunities = kind == "opportunity" or stream == "location_phones"
-        for organization in self._pages("organizations"):
+
+        def expand(organization: dict[str, t.Any]
+                   ) -> tuple[dict[str, t.Any], list[dict[str, t.Any]]]:
             org = self._complete(organization)
+            if not wants_opportunities:
+                return org, []
+            return org, list(self._pages(f"organizations/{org['id']}/opportunities"))
+
+        for org, opportunities in ordered_map(expand, self._pages("organizations"),
+                                              self.concurrency):
             owners = [(org, "organization", ())]
             owners += [(loc, "location", (("organization", str(org["id"])),))
                        for loc in org.get("locations") or []]
-            if wants_opportunities:
-                own_locations = {str(loc["id"]) for loc in org.get("locations") or []}
-                for opp in self._pages(f"organizations/{org['id']}/opportunities"):
-                    opp_ancestors = (("organization", str(org["id"])),)
-                    owners.append((opp, "opportunity", opp_ancestors))
-                    # An opportunity's locations are usually its organization's own (§3: the
-                    # same phone page): those phones were read already, under the organization.
-                    owners += [(loc, "location", (*opp_ancestors, ("opportunity", str(opp["id"]))))
-                               for loc in opp.get("locations") or []
-                               if str(loc["id"]) not in own_locations]
+            own_locations = {str(loc["id"]) for loc in org.get("locations") or []}
+            for opp in opportunities:
+                opp_ancestors = (("organization", str(org["id"])),)
+                owners.append((opp, "opportunity", opp_ancestors))
+                # An opportunity's locations are usually its organization's own (§3: the
+                # same phone page): those phones were read already, under the organization.
+                owners += [(loc, "location", (*opp_ancestors, ("opportunity", str(opp["id"]))))
+                           for loc in opp.get("locations") or []
+                           if str(loc["id"]) not in own_locations]
             for native, owner_kind, ancestors in owners:
                 if owner_kind != kind:
                     continue
@@ -112,7 +125,8 @@ class OneDegree(Dialect):
                     for phone in native.get("phones") or []:
                         yield self.to_phone_record(phone, owner).to_dict()
 
-    def _pages(self, path: str) -> Iterator[dict[str, t.Any]]:
+    def _pages(self, path: str, params: dict[str, str] | None = None
+               ) -> Iterator[dict[str, t.Any]]:
         """``page``/``per_page`` pages: a bare array, or an object wrapping one (§5).
 
         The end is an empty page or one shorter than the longest seen (a server that
@@ -121,17 +135,25 @@ class OneDegree(Dialect):
         longest = 0
         page = 1
         while True:
-            params = {"page": str(page), "per_page": str(self.page_size or _PER_PAGE)}
-            items = _items(_json(self.client.request("GET", path, params=params), self.title))
+            items = self._page(path, page, params)
             yield from items
             longest = max(longest, len(items))
             if not items or len(items) < longest:
                 return
             page += 1
 
+    def _page(self, path: str, page: int, params: dict[str, str] | None = None
+              ) -> list[dict[str, t.Any]]:
+        query = {**(params or {}), "page": str(page), "per_page": str(self._per_page)}
+        return _items(_json(self.client.request("GET", path, params=query), self.title))
+
+    @property
+    def _per_page(self) -> int:
+        return self.page_size or _PER_PAGE
+
     def _complete(self, organization: dict[str, t.Any]) -> dict[str, t.Any]:
         """The index's item when it embeds phones and locations, else ``GET /organizations/:id``."""
-        if "phones" in organization and "locations" in organization:
+        if _embeds_phones(organization):
             return organization
         response = self.client.request("GET", f"organizations/{organization['id']}")
         return _unwrap(_json(response, self.title), "organization")
@@ -163,39 +185,90 @@ class OneDegree(Dialect):
     # -- write ------------------------------------------------------------------------
 
     def current_phones(self, owners: Sequence[Owner]) -> Iterator[PhoneRecord]:
-        """Per organization: one GET of it (its and its locations' phones), and one of its
-        opportunities when the batch touches opportunities or their locations."""
+        """The phones of these owners' organizations, their locations and opportunities.
+
+        Organizations are read from the index filtered to the wanted ids (``ids=3,49,2``,
+        §6), one page of ``per_page`` ids a request: that is never more requests than one
+        ``GET /organizations/:id`` each, and a batch of a thousand organizations costs ten.
+        The index has no total count, so the rule is bounded by the ids asked: a chunk's
+        pages stop once all its ids are found, at an empty or short page, or at a page that
+        brings no new wanted organization or brings one not asked for (a server ignoring
+        the filter). Every wanted organization the listing did not give with its phones
+        and locations embedded is then read with its own GET (a 404 there: it is gone, and
+        holds nothing); a batch of one organization goes straight to that GET. Opportunities
+        are paged per organization only when the batch touches opportunities or their
+        locations. The per-organization requests run ``max_concurrency`` at a time.
+        """
         by_org: dict[str, set[Owner]] = {}
         for owner in owners:
             org = owner.parent_id if owner.parent_type == "organization" else owner.ancestor(
                 "organization")
             if org:
                 by_org.setdefault(org, set()).add(owner)
-        for org_id, org_owners in sorted(by_org.items()):
-            response = self.client.request("GET", f"organizations/{org_id}")
-            if response.status_code == 404:
-                continue
-            org = _unwrap(_json(response, self.title), "organization")
-            org_key = (("organization", org_id),)
-            for phone in org.get("phones") or []:
-                yield self.to_phone_record(phone, Owner("organization", org_id))
-            for loc in org.get("locations") or []:
+        wanted = sorted(by_org)
+        found: dict[str, dict[str, t.Any]] = {}
+        if len(wanted) > 1:
+            chunks = [wanted[i:i + self._per_page] for i in range(0, len(wanted), self._per_page)]
+            for listed in ordered_map(self._listed_organizations, chunks, self.concurrency):
+                found.update(listed)
+        unlisted = [org_id for org_id in wanted if org_id not in found]
+        for org_id, org in zip(unlisted, ordered_map(self._organization, unlisted,
+                                                     self.concurrency), strict=True):
+            if org is not None:
+                found[org_id] = org
+        with_opportunities = [org_id for org_id in wanted if org_id in found and any(
+            o.parent_type == "opportunity" or o.ancestor("opportunity") for o in by_org[org_id])]
+        opportunities = dict(zip(with_opportunities, ordered_map(
+            lambda org_id: list(self._pages(f"organizations/{org_id}/opportunities")),
+            with_opportunities, self.concurrency), strict=True))
+        for org_id in wanted:
+            if org_id in found:
+                yield from self._held_phones(org_id, found[org_id], opportunities.get(org_id, []))
+
+    def _listed_organizations(self, chunk: list[str]) -> dict[str, dict[str, t.Any]]:
+        """The wanted organizations of one chunk of ids, from the filtered index (§6)."""
+        wanted, found = set(chunk), {}
+        longest, page = 0, 1
+        while len(found) < len(wanted):
+            items = self._page("organizations", page, {"ids": ",".join(chunk)})
+            new = {str(i.get("id")): i for i in items
+                   if str(i.get("id")) in wanted and str(i.get("id")) not in found}
+            found.update(new)
+            if not new or len(new) < len(items):  # the filter was not honoured, or a repeat
+                break
+            longest = max(longest, len(items))
+            if len(items) < longest:
+                break
+            page += 1
+        return {org_id: org for org_id, org in found.items() if _embeds_phones(org)}
+
+    def _organization(self, org_id: str) -> dict[str, t.Any] | None:
+        """``GET /organizations/:id``, or None when it is gone (404)."""
+        response = self.client.request("GET", f"organizations/{org_id}")
+        if response.status_code == 404:
+            return None
+        return _unwrap(_json(response, self.title), "organization")
+
+    def _held_phones(self, org_id: str, org: dict[str, t.Any],
+                     opportunities: list[dict[str, t.Any]]) -> Iterator[PhoneRecord]:
+        """An organization's phones, its locations' and its opportunities' (and theirs)."""
+        org_key = (("organization", org_id),)
+        for phone in org.get("phones") or []:
+            yield self.to_phone_record(phone, Owner("organization", org_id))
+        for loc in org.get("locations") or []:
+            for phone in loc.get("phones") or []:
+                yield self.to_phone_record(phone, Owner("location", str(loc["id"]), org_key))
+        own_locations = {str(loc["id"]) for loc in org.get("locations") or []}
+        for opp in opportunities:
+            opp_owner = Owner("opportunity", str(opp["id"]), org_key)
+            for phone in opp.get("phones") or []:
+                yield self.to_phone_record(phone, opp_owner)
+            loc_key = (*org_key, ("opportunity", str(opp["id"])))
+            for loc in opp.get("locations") or []:
+                if str(loc["id"]) in own_locations:
+                    continue  # listed above, under the organization
                 for phone in loc.get("phones") or []:
-                    yield self.to_phone_record(phone, Owner("location", str(loc["id"]), org_key))
-            if any(o.parent_type == "opportunity" or o.ancestor("opportunity")
-                   for o in org_owners):
-                for opp in self._pages(f"organizations/{org_id}/opportunities"):
-                    opp_owner = Owner("opportunity", str(opp["id"]), org_key)
-                    for phone in opp.get("phones") or []:
-                        yield self.to_phone_record(phone, opp_owner)
-                    loc_key = (*org_key, ("opportunity", str(opp["id"])))
-                    own_locations = {str(loc["id"]) for loc in org.get("locations") or []}
-                    for loc in opp.get("locations") or []:
-                        if str(loc["id"]) in own_locations:
-                            continue  # listed above, under the organization
-                        for phone in loc.get("phones") or []:
-                            yield self.to_phone_record(
-                                phone, Owner("location", str(loc["id"]), loc_key))
+                    yield self.to_phone_record(phone, Owner("location", str(loc["id"]), loc_key))
 
     def write_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
         """``phone_type`` (canonical word, free text in One Degree) and ``is_primary``."""
@@ -284,6 +357,11 @@ def _digits(phone: PhoneRecord) -> str:
     """One Degree has no extension field (§7): it rides in ``digits`` as ``x12``."""
     number = phone.e164 or phone.number or ""
     return f"{number} x{phone.extension}" if phone.extension else number
+
+
+def _embeds_phones(organization: dict[str, t.Any]) -> bool:
+    """Whether an index item carries its phones and its locations' (§4), as a show does."""
+    return "phones" in organization and "locations" in organization
 
 
 def _items(body: t.Any) -> list[dict[str, t.Any]]:

@@ -10,13 +10,16 @@ update, ``label`` <= 20 characters, ids as integers or strings, ``country_code``
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import typing as t
 
 import phonenumbers
 from singer_sdk import typing as th
 
 from crmphones.auth import TicketEvolutionSigner
+from crmphones.concurrency import ordered_map
 from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
 from crmphones.errors import FatalRequestError
 from crmphones.http import ApiClient
@@ -35,6 +38,7 @@ if t.TYPE_CHECKING:
 __all__ = ["LABEL_MAX", "TicketEvolution"]
 
 _PER_PAGE = 100  # §4: list calls max out at 100
+_LOOKUPS_BEFORE_PAGING = 3  # below this many clients, one list each is always cheapest
 #: §6: labels longer than this are cut to it (whitespace trimmed first), never sent to a 422.
 LABEL_MAX = 20
 
@@ -88,40 +92,54 @@ class TicketEvolution(Dialect):
     # -- read -------------------------------------------------------------------------
 
     def read(self, stream: str, since: datetime.datetime | None) -> Iterator[dict[str, t.Any]]:
-        """Page through clients updated since the bookmark, using their embedded phones."""
+        """Page through clients updated since the bookmark, using their embedded phones.
+
+        A client that lacks them has its own list read; those reads run ``max_concurrency``
+        at a time, their results taken in index order (the records of a plain loop).
+        """
         params = {}
         if since is not None:
             params["updated_at.gte"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+        clients = self._pages("clients", "clients", params)
+        if stream == "clients":
+            yield from (self.to_client(client) for client in clients)
+            return
         seen: set[str] = set()
-        for client in self._pages("clients", "clients", params):
-            if stream == "clients":
-                yield self.to_client(client)
-                continue
-            natives = client.get("phone_numbers")
-            if natives is None:  # not embedded: ask the client's own list
-                natives = list(self._pages(f"clients/{client['id']}/phone_numbers",
-                                           "phone_numbers", {}))
+        for client, natives in ordered_map(self._with_phones, clients, self.concurrency):
             for native in natives:
                 phone = self.to_phone_record(native, client)
                 if phone.id not in seen:  # a client moved between pages while we read
                     seen.add(t.cast("str", phone.id))
                     yield {**phone.to_dict(), "client_updated_at": client.get("updated_at")}
 
+    def _with_phones(self, client: dict[str, t.Any]
+                     ) -> tuple[dict[str, t.Any], list[dict[str, t.Any]]]:
+        """A client and its phone numbers: embedded, else its own list (§3)."""
+        natives = client.get("phone_numbers")
+        if natives is None:
+            natives = list(self._pages(f"clients/{client['id']}/phone_numbers",
+                                       "phone_numbers", {}))
+        return client, natives
+
     def _pages(self, path: str, key: str, params: dict[str, str]) -> Iterator[dict[str, t.Any]]:
         """``current_page``/``per_page``/``total_entries`` pages (§4)."""
         page = 1
         while True:
-            query = sorted({**params, "page": str(page),
-                            "per_page": str(min(self.page_size or _PER_PAGE, _PER_PAGE))}.items())
-            body = _json(self.client.request("GET", path, params=query), self.title)
+            body = self._page(path, params, page)
             items = body.get(key) or []
             yield from items
-            per_page = int(body.get("per_page") or _PER_PAGE)
-            total = int(body.get("total_entries") or 0)
             current = int(body.get("current_page") or page)
-            if not items or current * per_page >= total:
+            if not items or _last_page(body, page) <= current:
                 return
             page = current + 1
+
+    def _page(self, path: str, params: dict[str, str], page: int) -> dict[str, t.Any]:
+        query = sorted({**params, "page": str(page), "per_page": str(self._per_page)}.items())
+        return _json(self.client.request("GET", path, params=query), self.title)
+
+    @property
+    def _per_page(self) -> int:
+        return min(self.page_size or _PER_PAGE, _PER_PAGE)
 
     def to_phone_record(self, native: dict[str, t.Any], client: dict[str, t.Any] | None = None
                         ) -> PhoneRecord:
@@ -155,17 +173,48 @@ class TicketEvolution(Dialect):
     # -- write ------------------------------------------------------------------------
 
     def current_phones(self, owners: Sequence[Owner]) -> Iterator[PhoneRecord]:
-        """Each client's phone list (§3)."""
-        for client_id in sorted({o.parent_id for o in owners}):
-            try:
-                natives = list(self._pages(f"clients/{client_id}/phone_numbers",
-                                           "phone_numbers", {}))
-            except FatalRequestError as exc:
-                if exc.status == 404:
-                    continue
-                raise
-            for native in natives:
-                yield self.to_phone_record({**native, "client_id": client_id})
+        """The phones of these clients, by the cheaper of two reads (the index has no id filter).
+
+        One phone list per client (§3), or every page of the clients index, whose clients
+        embed their ``phone_numbers``, when the account has fewer index pages than the batch
+        has clients. The first index page, asked to learn ``total_entries``, is used either
+        way when paging wins; the other pages are then fetched ``max_concurrency`` at a time.
+        A wanted client the index did not give with its phones embedded (gone, or moved
+        between pages while they were read) has its own list read, and a 404 there means
+        it holds nothing.
+        """
+        wanted = sorted({o.parent_id for o in owners})
+        held: dict[str, tuple[dict[str, t.Any], list[dict[str, t.Any]]]] = {}
+        if len(wanted) > _LOOKUPS_BEFORE_PAGING:
+            first = self._page("clients", {}, 1)
+            last = _last_page(first, 1)
+            if last < len(wanted):
+                rest = ordered_map(lambda n: self._page("clients", {}, n), range(2, last + 1),
+                                   self.concurrency)
+                for body in itertools.chain([first], rest):
+                    for client in body.get("clients") or []:
+                        client_id = str(client.get("id"))
+                        if client_id in wanted and client.get("phone_numbers") is not None:
+                            held.setdefault(client_id, (client, client["phone_numbers"]))
+        unlisted = [client_id for client_id in wanted if client_id not in held]
+        for client_id, natives in zip(unlisted, ordered_map(self._client_phones, unlisted,
+                                                            self.concurrency), strict=True):
+            if natives is not None:
+                held[client_id] = ({"id": client_id}, natives)
+        for client_id in wanted:
+            if client_id in held:
+                client, natives = held[client_id]
+                for native in natives:
+                    yield self.to_phone_record({**native, "client_id": client_id}, client)
+
+    def _client_phones(self, client_id: str) -> list[dict[str, t.Any]] | None:
+        """A client's own phone list (§3), or None when the client is gone (404)."""
+        try:
+            return list(self._pages(f"clients/{client_id}/phone_numbers", "phone_numbers", {}))
+        except FatalRequestError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def write_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
         """``label`` (the source's text, else the canonical type) and ``is_primary``."""
@@ -276,6 +325,13 @@ def _map_created(items: list[dict[str, t.Any]], created: list[dict[str, t.Any]]
 
 def _digits(value: t.Any) -> str:
     return "".join(ch for ch in str(value or "") if ch.isdigit())
+
+
+def _last_page(body: dict[str, t.Any], page: int) -> int:
+    """The number of the last page, from ``per_page`` and ``total_entries`` (§4)."""
+    per_page = int(body.get("per_page") or _PER_PAGE)
+    total = int(body.get("total_entries") or 0)
+    return max(int(body.get("current_page") or page), math.ceil(total / per_page))
 
 
 def _client_from_url(url: str | None) -> str | None:
