@@ -33,7 +33,8 @@ def test_sigkill_then_rerun_ends_as_one_clean_run(dialect: str, tmp_path: pathli
     lines = singer_input(dialect, RECORDS, seed=9)
     expected = clean_view(dialect, lines, tmp_path)
     view = DESTINATIONS[dialect].view
-    server = serve(dialect, faults=Faults(latency_ms=8))  # slow enough to be caught mid-write
+    # Slow enough to be caught mid-write with max_concurrency (8) requests in flight.
+    server = serve(dialect, faults=Faults(latency_ms=50))
     staging = str(tmp_path / "ledger.duckdb")
     config_file = tmp_path / "target.json"
     config_file.write_text(json.dumps({**DESTINATIONS[dialect].settings(server.url),
@@ -54,7 +55,7 @@ def test_sigkill_then_rerun_ends_as_one_clean_run(dialect: str, tmp_path: pathli
             while _writes(server) == before and process.poll() is None:  # writing begins
                 assert time.monotonic() < deadline
                 time.sleep(0.005)
-            time.sleep(rng.uniform(0.0, 0.5))  # then a random point among the writes
+            time.sleep(rng.uniform(0.0, 0.15))  # then a random point among the writes
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
             state = view(server.app.snapshot())

@@ -38,8 +38,10 @@ def test_load_under_faults_matches_a_clean_run(dialect: str, tmp_path: pathlib.P
     assert sum(v for k, v in counts.items() if k != "received") == RECORDS
     injected = {kind: sum(1 for r in log if r.fault == kind) for kind in ("error", "dropped")}
     throttled = sum(1 for r in log if r.status in (429, 503) and r.fault is None)
-    assert injected["error"] > 10
-    assert injected["dropped"] > 5
+    # The faults were met at about their rates (Ticket Evolution, one create per client,
+    # sends the fewest requests: some 150 here).
+    assert injected["error"] >= max(5, 0.5 * faults.error_rate * len(log))
+    assert injected["dropped"] >= max(3, 0.5 * faults.drop_rate * len(log))
     if dialect != "outreach":  # Outreach's X-RateLimit headers let the client wait, not be refused
         assert throttled > 0
     print(f"{dialect}: {len(log)} requests, {injected['error']} injected errors, "
