@@ -22,7 +22,8 @@ def dialect_parser(name: str, module: t.Any) -> argparse.ArgumentParser:
     sub.add_argument("--parents", type=int, default=None,
                      help="parent records (ids 1..N, the same for one seed)")
     sub.add_argument("--seed", type=int, default=1, help="seed of the fake data")
-    sub.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
+    sub.add_argument("--latency-ms", type=float, default=0.0,
+                     help="time to answer every request (the app's own work included)")
     sub.add_argument("--jitter-ms", type=float, default=0.0, help="random extra latency")
     sub.add_argument("--error-rate", type=float, default=0.0,
                      help="share of requests answered 500/503 before the app runs")

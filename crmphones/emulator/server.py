@@ -114,8 +114,9 @@ class RateLimiter:
 
 @dataclass
 class Faults:
-    """Injected trouble: latency on every request, server errors before the app runs, and
-    dropped connections after it ran (the write happened, the response is lost)."""
+    """Injected trouble: latency on every request (the time to answer, the app's own work
+    included), server errors instead of the app, and dropped connections after it ran (the
+    write happened, the response is lost)."""
 
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
@@ -252,9 +253,9 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             if request.path.startswith(ADMIN_PREFIX):
                 self._send(server.admin(request))
                 return
-            delay = server.faults.delay()
-            if delay:
-                time.sleep(delay)
+            # The latency is the API's answer time, its own work included: the work is done
+            # on arrival and the answer waits out the rest (a slow emulator adds nothing).
+            answer_at = time.monotonic() + server.faults.delay()
             entry = LoggedRequest(request.method, request.path, request.raw_query, time.time())
             response = server.faults.error()
             entry.fault = "error" if response else None
@@ -266,6 +267,9 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             entry.status = response.status
             if request.method in ("POST", "PUT", "PATCH"):
                 entry.body = request.body.decode(errors="replace")
+            wait = answer_at - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
             if response.status < 300 and server.faults.roll(server.faults.drop_rate):
                 entry.fault = "dropped"
                 server.log(entry)
