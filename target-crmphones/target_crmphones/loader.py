@@ -90,16 +90,19 @@ class Load:
 
     def load_batch(self, batch: Sequence[tuple[int, str, dict[str, t.Any]]]) -> None:
         """Take one batch of (seq, stream, record) from receipt to recorded outcome."""
-        if not batch:
+        self.load_rows(self.intake.rows(batch))
+
+    def load_rows(self, rows: list[dict[str, t.Any]]) -> None:
+        """Take one batch of intake rows (``Intake.normalize``) to recorded outcomes."""
+        if not rows:
             return
-        rows = self.intake.rows(batch)
         self.staging.stage(rows)
         self._received += len(rows)
         outcomes: list[OutcomeRow] = [
             (row["seq"], Outcome.REJECTED.value, None, None, row["reject_reason"])
             for row in rows if row["reject_reason"]
         ]
-        winner_seqs, merged = self.staging.winners_and_merged(batch[0][0], batch[-1][0])
+        winner_seqs, merged = self.staging.winners_and_merged(rows[0]["seq"], rows[-1]["seq"])
         by_seq = {row["seq"]: row for row in rows}
         winners = [by_seq[seq] for seq in winner_seqs]
         outcomes += [(seq, Outcome.MERGED.value, None, None, "duplicate of a later record")

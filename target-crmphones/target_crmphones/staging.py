@@ -82,7 +82,7 @@ class Staging:
         # checkpoints a third of a large load's time. Memory is bounded so a long load
         # spills to disk instead of growing.
         self.connection = duckdb.connect(str(path), config={
-            "checkpoint_threshold": "256MB", "memory_limit": "256MB", "threads": 2})
+            "checkpoint_threshold": "256MB", "memory_limit": "128MB", "threads": 2})
         self.connection.execute(_DDL)
 
     def close(self) -> None:
