@@ -1,13 +1,14 @@
-"""Benchmarks against the emulators; prints a table (`python benchmarks/run.py [--records N]`).
+"""Every benchmark against the emulators, one table each: `python -m benchmarks.run`.
 
-Scenarios (the first two of issue 7; rate-budget saturation, tap concurrency and memory are
-still to come):
-- requests per changed phone, per dialect: a destination that already holds every phone of
-  the input except 10% (5% new numbers, 5% with another type); the requests the target makes
-  (reads to diff included) per phone created or updated, beside the naive count (one read per
-  parent plus one write per record);
-- CPU path: the target's normalize -> stage -> de-duplicate -> plan, in dry run, over messy
-  records against an account with no phones (one read per batch), in records per second.
+- requests per changed phone, per dialect (here): a destination that already holds every
+  phone of the input except 10% (5% new numbers, 5% with another type); the requests the
+  target makes (reads to diff included) per phone created or updated, beside the naive count
+  (one read per parent plus one write per record);
+- rate budget saturated, and adapting when the limit drops (``rate_budget.py``);
+- tap concurrency, cursor paging and the emulators' own capacity (``reads.py``);
+- CPU path and memory beside target-jsonl (``cpu.py``).
+
+Each module also runs alone (``python -m benchmarks.cpu --records 200000``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ import typing as t
 
 import duckdb
 
+from benchmarks import cpu, rate_budget, reads
 from crmphones.emulator import EmulatorServer, activix, onedegree, outreach, ticketevolution
-from crmphones.emulator.fake import messy_phone
 from tests.reliability.conftest import DESTINATIONS, SECRET, TOKEN
 
 PARENT_TYPE = {"outreach": "prospect", "activix": "lead", "onedegree": "organization",
@@ -103,36 +104,38 @@ def requests_per_changed_phone(dialect: str, count: int) -> dict[str, t.Any]:
             "naive": parents + count, "seconds": round(seconds, 1)}
 
 
-def cpu_path(count: int) -> dict[str, t.Any]:
-    """Dry run over `count` messy records on 5,000 prospects of an empty Outreach account."""
-    rng = random.Random("bench-cpu")
-    records = [{"parent_id": str(rng.randint(1, 5000)), "number": messy_phone(rng),
-                "label": rng.choice(("Cell", "Office", None))} for _ in range(count)]
-    with EmulatorServer(outreach.OutreachApp(records=0, parents=5000, seed=3, token=TOKEN)
-                        ) as server, tempfile.TemporaryDirectory() as work:
-        config = {**DESTINATIONS["outreach"].settings(server.url), "dry_run": True,
-                  "staging_path": os.path.join(work, "ledger.duckdb")}
-        seconds = _run_target(config, _lines(records), work)
-    return {"records": count, "seconds": round(seconds, 1), "per_second": round(count / seconds)}
+def report_requests(records: int) -> None:
+    """Print the requests-per-changed-phone table, every dialect."""
+    print("\nrequests per changed phone (10% of the input changed; reads to diff included)")
+    print("| dialect | records | parents | created | updated | requests | per changed phone "
+          "| naive | s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for dialect in DESTINATIONS:
+        row = requests_per_changed_phone(dialect, records)
+        print(f"| {row['dialect']} | {row['records']} | {row['parents']} | {row['created']} | "
+              f"{row['updated']} | {row['requests']} | {row['per_changed']} | {row['naive']} | "
+              f"{row['seconds']} |", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=3000)
-    parser.add_argument("--cpu-records", type=int, default=100_000)
+    parser.add_argument("--records", type=int, default=20_000,
+                        help="phones per dialect in the requests-per-changed-phone load")
+    parser.add_argument("--cpu-records", type=int, default=1_000_000,
+                        help="records of the CPU path's messy stream (and a tenth, for memory)")
+    parser.add_argument("--parents", type=int, default=1000, help="parents in the tap scenario")
     args = parser.parse_args()
-    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print("\nrequests per changed phone (10% of the input changed)")
-    print("| dialect | records | parents | created | updated | requests | per changed phone | naive | s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for dialect in DESTINATIONS:
-        row = requests_per_changed_phone(dialect, args.records)
-        print(f"| {row['dialect']} | {row['records']} | {row['parents']} | {row['created']} | "
-              f"{row['updated']} | {row['requests']} | {row['per_changed']} | {row['naive']} | "
-              f"{row['seconds']} |", flush=True)
-    cpu = cpu_path(args.cpu_records)
-    print(f"\nCPU path (dry run, process start included): {cpu['records']} messy records in "
-          f"{cpu['seconds']} s = {cpu['per_second']} records/s")
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}", flush=True)
+    report_requests(args.records)
+    print("\nrate budget: the target against an Outreach emulator that allows R requests a "
+          "second and answers in L ms", flush=True)
+    rate_budget.report()
+    print(flush=True)
+    reads.report(parents=args.parents)
+    print("\nCPU path and memory: the target in dry run beside target-jsonl on the same "
+          "messy stream", flush=True)
+    cpu.report(args.cpu_records, max(1, args.cpu_records // 10))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,150 @@
+"""The target's CPU path beside target-jsonl, on the same messy stream, and its memory.
+
+target-crmphones runs in ``dry_run`` (parse, check, normalize, stage, de-duplicate, diff
+against an emulated account, plan: everything but the writes) with each normalization backend;
+target-jsonl 0.1.4 (it pins jsonschema 2.6, so it gets a venv of its own under
+``.bench/``) reads the same file. Each figure is one process from start to end, timed and
+with its peak RSS from ``wait4``. Run: ``python benchmarks/cpu.py --records 1000000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import typing as t
+
+from benchmarks.messy_stream import singer_lines
+from crmphones.emulator import EmulatorServer, outreach
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BENCH = ROOT / ".bench"
+TOKEN = "bench-token"  # the emulator's own
+
+
+def stream_file(records: int) -> pathlib.Path:
+    """The messy stream of ``records`` records, written once and kept under ``.bench/``."""
+    BENCH.mkdir(exist_ok=True)
+    path = BENCH / f"messy-{records}.singer"
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        with partial.open("w") as out:
+            out.writelines(line + "\n" for line in singer_lines(records))
+        partial.rename(path)
+    return path
+
+
+def target_jsonl() -> pathlib.Path:
+    """target-jsonl's executable in its own venv (created on first use)."""
+    venv = BENCH / "target-jsonl-venv"
+    executable = venv / "bin" / "target-jsonl"
+    if not executable.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                        "target-jsonl==0.1.4"], check=True)
+    return executable
+
+
+def measure(command: list[str], stdin: pathlib.Path, cwd: str) -> tuple[float, float]:
+    """Run one process on the file: (seconds, peak RSS in MiB)."""
+    started = time.perf_counter()
+    with stdin.open("rb") as source, open(os.devnull, "wb") as sink, \
+            open(os.path.join(cwd, "stderr.log"), "wb") as errors:
+        process = subprocess.Popen(command, stdin=source, stdout=sink, stderr=errors, cwd=cwd)
+        _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        tail = pathlib.Path(cwd, "stderr.log").read_text()[-2000:]
+        msg = f"{command[0]} failed ({process.returncode}):\n{tail}"
+        raise RuntimeError(msg)
+    return seconds, usage.ru_maxrss / 1024  # Linux reports KiB
+
+
+def crmphones_dry_run(path: pathlib.Path, server_url: str, backend: str) -> tuple[float, float]:
+    """target-crmphones in dry run on the file, against the emulated account."""
+    with tempfile.TemporaryDirectory() as work:
+        config = {"provider": "outreach", "api_url": f"{server_url}/api/v2", "access_token": TOKEN,
+                  "dry_run": True, "phone_normalizer": backend, "report_dir": "",
+                  "staging_path": os.path.join(work, "ledger.duckdb")}
+        config_path = os.path.join(work, "config.json")
+        pathlib.Path(config_path).write_text(json.dumps(config))
+        return measure([sys.executable, "-m", "target_crmphones", "--config", config_path],
+                       path, work)
+
+
+def jsonl_run(path: pathlib.Path) -> tuple[float, float]:
+    """target-jsonl on the file."""
+    with tempfile.TemporaryDirectory() as work:
+        config_path = os.path.join(work, "config.json")
+        pathlib.Path(config_path).write_text(json.dumps({"destination_path": work}))
+        return measure([str(target_jsonl()), "--config", config_path], path, work)
+
+
+def cpu_path(records: int, small: int) -> list[dict[str, t.Any]]:
+    """Every run, as rows: tool, backend, records, seconds, records/s, peak RSS."""
+    rows = []
+    # The account holds the stream's 50,000 prospects and no phone: every valid one is a create.
+    app = outreach.OutreachApp(records=0, parents=50_000, seed=3, token=TOKEN,
+                               rate_limit=10**9)
+    with EmulatorServer(app) as server:
+        for count in (small, records):
+            path = stream_file(count)
+            runs = [("target-jsonl 0.1.4", "-", lambda p=path: jsonl_run(p))]
+            runs += [("target-crmphones dry run", backend,
+                      lambda p=path, b=backend: crmphones_dry_run(p, server.url, b))
+                     for backend in ("phonenumbers", "rphonenumbers")]
+            for tool, backend, run in runs:
+                seconds, rss = run()
+                rows.append({"tool": tool, "backend": backend, "records": count,
+                             "seconds": round(seconds, 1), "per_second": round(count / seconds),
+                             "peak_rss_mib": round(rss)})
+                print_row(rows[-1])
+    return rows
+
+
+def print_row(row: dict[str, t.Any]) -> None:
+    print(f"| {row['tool']} | {row['backend']} | {row['records']:,} | {row['seconds']} | "
+          f"{row['per_second']:,} | {row['peak_rss_mib']} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=100_000,
+                        help="the smaller run, for the memory ratio")
+    args = parser.parse_args()
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    report(args.records, args.small)
+
+
+def report(records: int, small: int) -> None:
+    """Run the CPU path at `small` and `records` records and print the table and ratios."""
+    print("| tool | normalizer | records | s | records/s | peak RSS MiB |")
+    print("|---|---|---:|---:|---:|---:|")
+    rows = cpu_path(records, small)
+    summarize(rows, records, small)
+
+
+def summarize(rows: list[dict[str, t.Any]], records: int, small: int) -> None:
+    """The two ratios the issue asks for: speed against target-jsonl, memory growth."""
+    def pick(tool: str, backend: str, count: int) -> dict[str, t.Any]:
+        return next(r for r in rows if r["tool"].startswith(tool) and r["backend"] == backend
+                    and r["records"] == count)
+    jsonl = pick("target-jsonl", "-", records)
+    for backend in ("phonenumbers", "rphonenumbers"):
+        ours, ours_small = pick("target-crmphones", backend, records), pick(
+            "target-crmphones", backend, small)
+        print(f"{backend}: {ours['per_second'] / jsonl['per_second']:.2f}x target-jsonl's "
+              f"throughput at {records:,}; peak RSS {ours['peak_rss_mib']} MiB, "
+              f"{ours['peak_rss_mib'] / ours_small['peak_rss_mib']:.2f}x the {small:,} run")
+
+
+if __name__ == "__main__":
+    main()
