@@ -132,13 +132,13 @@ def normalize(
     )
 
 
-@functools.lru_cache(maxsize=100_000)
+@functools.lru_cache(maxsize=16_384)
 def _normalize_cached(
     raw: str, extension: str | None, region_hint: str | None, default_region: str,
     line_type: bool,
 ) -> NormalizedNumber:
     # Each distinct raw string is parsed once: phonenumbers is the CPU cost of the target.
-    # The bound keeps memory flat on long runs (about 30 MB when full).
+    # The bound keeps memory flat on long runs (about 10 MB when full; 100,000 entries held 60 MB).
     if not raw:
         return NormalizedNumber(None, extension, None, False, "empty number")
     if len(raw) > _MAX_RAW_LENGTH:
