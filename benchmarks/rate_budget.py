@@ -56,7 +56,7 @@ def _throttled(log: list[LoggedRequest], start: float, end: float = float("inf")
 
 
 def rate_budget(rate: int = 40, latency_ms: float = 50, concurrency: int = 16,
-                records: int = 800, lower_to: int = 20, lower_after: float = 8.0
+                records: int = 1000, lower_to: int = 20, lower_after: float = 15.0
                 ) -> dict[str, t.Any]:
     """Run the target against a budget of `rate`/s, lowered to `lower_to`/s mid-run.
 
@@ -127,9 +127,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=40)
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--records", type=int, default=800)
+    parser.add_argument("--records", type=int, default=1000)
     parser.add_argument("--lower-to", type=int, default=20)
-    parser.add_argument("--lower-after", type=float, default=8.0)
+    parser.add_argument("--lower-after", type=float, default=15.0)
     args = parser.parse_args()
     report(args.rate, args.latency_ms, args.concurrency, args.records, args.lower_to,
            args.lower_after)
