@@ -126,6 +126,9 @@ class ActivixApp:
         self._lock = threading.RLock()
         self.leads: dict[int, dict[str, t.Any]] = {}
         self.phones: dict[int, dict[str, t.Any]] = {}
+        # Each lead's phones by id, kept beside `phones` so a lead's phones cost its own
+        # count, not the account's (a page of 100 leads would otherwise scan every phone 100x).
+        self._by_lead: dict[int, dict[int, dict[str, t.Any]]] = {}
         self._seed_leads(Random(f"activix-leads-{seed}"), parents)
         self._seed_phones(Random(f"activix-phones-{seed}-{records}"), records)
         self._clock = max([_EPOCH_END, *(self._epoch(r["updated_at"]) for r in self.leads.values())])
@@ -181,6 +184,7 @@ class ActivixApp:
         drafts.sort(key=lambda p: (p["created_at"], p["lead_id"], p["type"]))  # ids are incremental
         for phone_id, draft in enumerate(drafts, start=1):
             self.phones[phone_id] = {"id": phone_id, **draft}
+            self._by_lead.setdefault(draft["lead_id"], {})[phone_id] = self.phones[phone_id]
 
     # ---- DialectApp protocol ---------------------------------------------------------------------
     def snapshot(self) -> dict:
@@ -271,7 +275,7 @@ class ActivixApp:
         return Response(status, obj if self.bare_objects else {"data": obj})  # §6, §9.2
 
     def _phones_of(self, lead_id: int) -> list[dict[str, t.Any]]:
-        return [p for _, p in sorted(self.phones.items()) if p["lead_id"] == lead_id]
+        return [p for _, p in sorted(self._by_lead.get(lead_id, {}).items())]
 
     @staticmethod
     def _includes(request: Request) -> set[str]:
@@ -455,14 +459,18 @@ class ActivixApp:
         digits = _digits(number or "")
         return any(
             p["id"] != own_id and (p["type"] == kind or (digits and _digits(p["number"] or "") == digits))
-            for p in self.phones.values() if p["lead_id"] == lead_id)
+            for p in self._by_lead.get(lead_id, {}).values())
 
     def _store_phone(self, clean: dict[str, t.Any], phone: dict[str, t.Any] | None) -> dict[str, t.Any]:
         stamp = self._tick()
         if phone is None:
-            phone = {"id": max(self.phones, default=0) + 1, "extension": None, "created_at": stamp}
+            # Ids grow with insertion, so the last key is the largest.
+            phone = {"id": next(reversed(self.phones), 0) + 1, "extension": None, "created_at": stamp}
             self.phones[phone["id"]] = phone
+        else:
+            self._by_lead[phone["lead_id"]].pop(phone["id"])
         phone.update(clean, updated_at=stamp)
+        self._by_lead.setdefault(phone["lead_id"], {})[phone["id"]] = phone
         if self.touch_lead:
             self.leads[phone["lead_id"]]["updated_at"] = stamp
         return phone

@@ -143,6 +143,8 @@ class OneDegreeApp:
         self.locations: dict[int, dict[str, t.Any]] = {}
         self.opportunities: dict[int, dict[str, t.Any]] = {}
         self.phones: dict[int, dict[str, t.Any]] = {}
+        # Each owner's phones by id, beside `phones`: an owner's phones cost its own count.
+        self._by_owner: dict[tuple[str, int], dict[int, dict[str, t.Any]]] = {}
         self._seed_parents(Random(f"onedegree-parents-{seed}"), parents)
         if records and not self.organizations:
             msg = f"{records} phones need at least one organization"
@@ -211,6 +213,7 @@ class OneDegreeApp:
             self.phones[phone_id] = {"id": phone_id, **draft}
             owner_key = (draft["phoneable_type"], draft["phoneable_id"])
             groups.setdefault(owner_key, []).append(self.phones[phone_id])
+            self._by_owner.setdefault(owner_key, {})[phone_id] = self.phones[phone_id]
         for group in groups.values():  # §7: the only phone is primary; else at most one is [A]
             if len(group) == 1 or rng.random() < 0.85:
                 rng.choice(group)["is_primary"] = True
@@ -421,8 +424,7 @@ class OneDegreeApp:
                                             "phoneable_type", "created_at", "updated_at")}
 
     def _phones_of(self, kind: str, owner_id: int) -> list[dict[str, t.Any]]:
-        return [p for _, p in sorted(self.phones.items())
-                if p["phoneable_type"] == kind and p["phoneable_id"] == owner_id]
+        return [p for _, p in sorted(self._by_owner.get((kind, owner_id), {}).items())]
 
     def _organization_of(self, phone: dict[str, t.Any]) -> int:
         kind, owner_id = phone["phoneable_type"], phone["phoneable_id"]
@@ -607,6 +609,7 @@ class OneDegreeApp:
                 return _error(404, "Phone not found.")
         if action == "delete":
             del self.phones[phone["id"]]  # type: ignore[index]
+            del self._by_owner[kind, owner_id][phone["id"]]  # type: ignore[index]
             self._touch(kind, owner_id, organization_id, self._tick())
             return _ok(200, {"status": "OK"})  # §8 [A]
         if body is None:
@@ -622,6 +625,7 @@ class OneDegreeApp:
             phone = {"id": max(self.phones, default=0) + 1, "phoneable_id": owner_id,
                      "phoneable_type": kind, "created_at": stamp}
             self.phones[phone["id"]] = phone
+            self._by_owner.setdefault((kind, owner_id), {})[phone["id"]] = phone
         phone.update(clean, updated_at=stamp)
         if clean.get("is_primary"):  # §8 [A]: a new primary clears it on its siblings
             for other in siblings:
