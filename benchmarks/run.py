@@ -40,9 +40,12 @@ def _run_target(config: dict[str, t.Any], lines: list[str], workdir: str) -> flo
     with open(path, "w") as handle:
         json.dump({**config, "report_dir": ""}, handle)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "target_crmphones", "--config", path],
-                   input="\n".join(lines) + "\n", capture_output=True, text=True, check=True,
-                   cwd=workdir)
+    result = subprocess.run([sys.executable, "-m", "target_crmphones", "--config", path],
+                            input="\n".join(lines) + "\n", capture_output=True, text=True,
+                            check=False, cwd=workdir)
+    if result.returncode:
+        msg = f"target-crmphones failed ({result.returncode}):\n{result.stderr[-3000:]}"
+        raise RuntimeError(msg)
     return time.perf_counter() - started
 
 

@@ -153,6 +153,8 @@ class TicketEvolutionApp:
         self._lock = threading.RLock()
         self.clients: dict[int, dict[str, t.Any]] = {}
         self.phones: dict[int, dict[str, t.Any]] = {}
+        # Each client's phones by id, beside `phones`: a client's phones cost its own count.
+        self._by_client: dict[int, dict[int, dict[str, t.Any]]] = {}
         self._seed_clients(Random(f"ticketevolution-clients-{seed}"), parents)
         self._seed_phones(Random(f"ticketevolution-phones-{seed}-{records}"), records)
         stamps = [_EPOCH_END, *(self._stamp(c["updated_at"]) for c in self.clients.values()),
@@ -198,7 +200,7 @@ class TicketEvolutionApp:
                 country = "1" if rng.random() < 0.7 else None
             else:
                 country = None
-            primary = not any(p["client_id"] == client["id"] for p in self.phones.values())
+            primary = not self._by_client.get(client["id"])
             self.phones[phone_id] = {
                 "id": phone_id, "client_id": client["id"], "country_code": country, "area_code": None,
                 "raw_number": _raw_number(number, country), "number": number,
@@ -206,6 +208,7 @@ class TicketEvolutionApp:
                 "label": rng.choice((*LABELS, None)), "is_primary": primary,
                 "updated_at": iso(rng.randint(born, last)),
             }
+            self._by_client.setdefault(client["id"], {})[phone_id] = self.phones[phone_id]
 
     # ---- DialectApp protocol ---------------------------------------------------------------------
     def snapshot(self) -> dict:
@@ -293,7 +296,7 @@ class TicketEvolutionApp:
                 "extension": phone["extension"], "label": phone["label"], "updated_at": phone["updated_at"]}
 
     def _phones_of(self, client_id: int) -> list[dict[str, t.Any]]:
-        return [p for _, p in sorted(self.phones.items()) if p["client_id"] == client_id]
+        return [p for _, p in sorted(self._by_client.get(client_id, {}).items())]
 
     def _render_client(self, client: dict[str, t.Any]) -> dict[str, t.Any]:
         """§3: every client embeds `phone_numbers`, `primary_phone_number`, `email_addresses`, ..."""
@@ -470,9 +473,12 @@ class TicketEvolutionApp:
     def _store_phone(self, client_id: int, clean: dict[str, t.Any], phone: dict[str, t.Any] | None,
                      stamp: str) -> dict[str, t.Any]:
         if phone is None:
-            phone = {"id": max(self.phones, default=0) + 1, "client_id": client_id, "country_code": None,
-                     "area_code": None, "extension": None, "label": None, "is_primary": False}
+            # Ids grow with insertion, so the last key is the largest.
+            phone = {"id": next(reversed(self.phones), 0) + 1, "client_id": client_id,
+                     "country_code": None, "area_code": None, "extension": None, "label": None,
+                     "is_primary": False}
             self.phones[phone["id"]] = phone
+            self._by_client.setdefault(client_id, {})[phone["id"]] = phone
         raw_num = clean.pop("raw_num", None)
         phone.update(clean, updated_at=stamp)
         if raw_num:  # one update revision: area_code + raw_num (rest of number) (§6) [A]
@@ -480,8 +486,8 @@ class TicketEvolutionApp:
         else:
             phone["raw_number"] = _raw_number(phone["number"], phone["country_code"])
         if phone["is_primary"]:  # one primary per client [A]
-            for other in self.phones.values():
-                if other["client_id"] == client_id and other["id"] != phone["id"]:
+            for other in self._by_client[client_id].values():
+                if other["id"] != phone["id"]:
                     other["is_primary"] = False
         if self.touch_client:
             self.clients[client_id]["updated_at"] = stamp
