@@ -129,7 +129,10 @@ class Outreach(Dialect):
 
     def current_phones(self, owners: Sequence[Owner]) -> Iterator[PhoneRecord]:
         """List the prospects' numbers, a hundred prospects per filtered listing."""
-        ids = sorted({o.parent_id for o in owners}, key=lambda i: (len(i), i))
+        # An id that is not an integer names no prospect: it holds no phones (and its create
+        # is rejected with that reason); in the filter it would fail the whole listing (400).
+        ids = sorted({o.parent_id for o in owners if _is_prospect_id(o.parent_id)},
+                     key=lambda i: (len(i), i))
         for start in range(0, len(ids), _OWNERS_PER_LISTING):
             chunk = ids[start : start + _OWNERS_PER_LISTING]
             params = {"filter[prospect][id]": ",".join(chunk),
@@ -149,7 +152,7 @@ class Outreach(Dialect):
 
     def create(self, phone: PhoneRecord) -> WriteResult:
         """POST /phoneNumbers with the prospect relationship (§4)."""
-        if not phone.parent_id.isdigit():
+        if not _is_prospect_id(phone.parent_id):
             return WriteResult(rejected=f"Outreach prospect ids are integers, got {phone.parent_id!r}")
         attributes = {
             "number": phone.e164,
@@ -216,3 +219,9 @@ def _error_text(response: httpx.Response) -> str:
         text = error.get("detail") or error.get("details") or error.get("title") or error.get("id")
         parts.append(f"{pointer}: {text}" if pointer else str(text))
     return f"HTTP {response.status_code}: " + "; ".join(parts) if parts else f"HTTP {response.status_code}"
+
+
+def _is_prospect_id(value: str) -> bool:
+    """Prospect ids are integers: ASCII digits (``str.isdigit`` also takes superscripts and
+    other scripts' digits)."""
+    return value.isascii() and value.isdigit()

@@ -7,7 +7,7 @@ import re
 import tempfile
 import typing as t
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from crmphones.settings import dialect_for
@@ -37,6 +37,9 @@ _batches = st.lists(st.one_of(_records, st.dictionaries(st.text(max_size=8), _sc
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batch=_batches)
+# Found by this test: a parent id that is no integer reached Outreach's prospect filter,
+# whose 400 stopped the run. "1,2" would read as two prospects; U+0661 is a digit to isdigit.
+@example(batch=[{"parent_id": pid, "number": "2012000000"} for pid in (":", "1,2", "\u0661")])
 def test_any_records_keep_the_accounting_identity(batch: list[dict[str, t.Any]]) -> None:
     dialect = dialect_for(DESTINATIONS["outreach"].settings(_SERVER.url))
     with tempfile.TemporaryDirectory() as folder:
