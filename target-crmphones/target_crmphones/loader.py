@@ -88,6 +88,10 @@ class Load:
 
     # -- the recipe -------------------------------------------------------------------
 
+    def receive(self, stream: str, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Number one record in arrival order and check and normalize it into a staged row."""
+        return self.intake.normalize(self.next_seq(), stream, record)
+
     def load_batch(self, batch: Sequence[tuple[int, str, dict[str, t.Any]]]) -> None:
         """Take one batch of (seq, stream, record) from receipt to recorded outcome."""
         self.load_rows(self.intake.rows(batch))
