@@ -20,7 +20,19 @@ if t.TYPE_CHECKING:
     from crmphones.http import ApiClient
     from crmphones.plan import PlannedWrite
 
-__all__ = ["Dialect", "Owner", "StreamSpec", "WriteResult"]
+__all__ = ["Dialect", "Owner", "StreamSpec", "WriteResult", "is_integer_id"]
+
+
+def is_integer_id(value: str | None) -> bool:
+    """Whether an id is ASCII digits, as every id of the four CRMs is.
+
+    Ids go into URL paths and id filters, where other text could address another record
+    (``3/../4``, ``%34``, ``1,4``); ``str.isdigit`` alone also takes other scripts' digits.
+
+    >>> [is_integer_id(v) for v in ("42", "3/../4", "%34", "\u0664", "", None)]
+    [True, False, False, False, False, False]
+    """
+    return bool(value) and value.isascii() and value.isdigit()
 
 
 class Owner(t.NamedTuple):
@@ -39,6 +51,11 @@ class Owner(t.NamedTuple):
     def ancestor(self, kind: str) -> str | None:
         """The id of the ancestor of that kind, if any."""
         return dict(self.ancestors).get(kind)
+
+    def foreign_id(self) -> str | None:
+        """Its first id, own or an ancestor's, that is not an integer (``is_integer_id``)."""
+        return next((i for i in (self.parent_id, *dict(self.ancestors).values())
+                     if not is_integer_id(i)), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
+from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult, is_integer_id
 from crmphones.errors import FatalRequestError
 from crmphones.http import ApiClient
 from crmphones.paging import follow_next_links
@@ -131,7 +131,7 @@ class Outreach(Dialect):
         """List the prospects' numbers, a hundred prospects per filtered listing."""
         # An id that is not an integer names no prospect: it holds no phones (and its create
         # is rejected with that reason); in the filter it would fail the whole listing (400).
-        ids = sorted({o.parent_id for o in owners if _is_prospect_id(o.parent_id)},
+        ids = sorted({o.parent_id for o in owners if is_integer_id(o.parent_id)},
                      key=lambda i: (len(i), i))
         for start in range(0, len(ids), _OWNERS_PER_LISTING):
             chunk = ids[start : start + _OWNERS_PER_LISTING]
@@ -152,7 +152,7 @@ class Outreach(Dialect):
 
     def create(self, phone: PhoneRecord) -> WriteResult:
         """POST /phoneNumbers with the prospect relationship (§4)."""
-        if not _is_prospect_id(phone.parent_id):
+        if not is_integer_id(phone.parent_id):
             return WriteResult(rejected=f"Outreach prospect ids are integers, got {phone.parent_id!r}")
         attributes = {
             "number": phone.e164,
@@ -219,9 +219,3 @@ def _error_text(response: httpx.Response) -> str:
         text = error.get("detail") or error.get("details") or error.get("title") or error.get("id")
         parts.append(f"{pointer}: {text}" if pointer else str(text))
     return f"HTTP {response.status_code}: " + "; ".join(parts) if parts else f"HTTP {response.status_code}"
-
-
-def _is_prospect_id(value: str) -> bool:
-    """Prospect ids are integers: ASCII digits (``str.isdigit`` also takes superscripts and
-    other scripts' digits)."""
-    return value.isascii() and value.isdigit()

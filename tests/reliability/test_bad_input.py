@@ -7,6 +7,8 @@ import re
 import tempfile
 import typing as t
 
+import duckdb
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -98,5 +100,43 @@ def test_lines_that_are_not_singer_messages_are_skipped_and_counted(tmp_path: t.
         assert result.returncode == 1
         assert "breaks the Singer protocol" in result.stderr
         assert "Traceback" not in result.stderr
+    finally:
+        server.stop()
+
+
+# Ids that are not integers but would address another owner once put in a URL path, a
+# percent-decoding server, or an id filter; and a digit of another script.
+_HOSTILE_IDS = ("3/../4", "4/phones/..", "%34", "4?x=1", "1,4", "\u0664")
+_PARENT_TYPE = {"outreach": "prospect", "activix": "lead", "onedegree": "organization",
+                "ticketevolution": "client"}
+
+
+@pytest.mark.parametrize("dialect", sorted(DESTINATIONS))
+def test_parent_ids_that_are_not_integers_never_reach_a_url(dialect: str, tmp_path: t.Any) -> None:
+    """Every CRM's ids are integers: another id is rejected with that reason before any request,
+    so nothing is read or written for the owner it could address (4), and the good record lands."""
+    server = serve(dialect)
+    try:
+        records = [{"parent_type": _PARENT_TYPE[dialect], "parent_id": pid,
+                    "number": f"+1212555{n:04d}"} for n, pid in enumerate(("5", *_HOSTILE_IDS))]
+        if dialect == "onedegree":  # an ancestor id goes into the path too
+            records.append({"parent_type": "location", "parent_id": "5",
+                            "ancestors": {"organization": "3/../4"}, "number": "+12125559999"})
+        load = Load(dialect_for(DESTINATIONS[dialect].settings(server.url)),
+                    str(tmp_path / "ledger.duckdb"), dry_run=False, report_dir=None)
+        try:
+            load.load_batch([(load.next_seq(), "phones", record) for record in records])
+            counts = load.finish()
+        finally:
+            load.close()
+        with duckdb.connect(str(tmp_path / "ledger.duckdb"), read_only=True) as con:
+            reasons = [reason for (reason,) in con.execute("SELECT reason FROM rejects").fetchall()]
+        assert (counts["created"], counts["rejected"]) == (1, len(records) - 1), counts
+        assert all("integers" in reason for reason in reasons), reasons
+        for request in server.requests:
+            assert re.fullmatch(r"[a-z0-9/_-]+", request.path, re.IGNORECASE), request
+            assert "4" not in request.query.split("=")[-1].split(","), request
+        (phone,) = DESTINATIONS[dialect].view(server.app.snapshot())
+        assert "5" in {str(part) for part in phone}
     finally:
         server.stop()
