@@ -29,8 +29,10 @@ Rate governor (``RateGovernor``: one per client, shared by all its threads):
   window is a second or longer), the current rate, and, when the reset is two or more
   seconds away, the responses let through since the last reset waited for over the time
   from then to the coming reset (a long window's rate; too rough at whole-second
-  resolution for one-second windows). Even spacing at that rate fits a fixed or sliding
-  window of the allowance: no further 429.
+  resolution for one-second windows). The trailing second is counted by send time and
+  counted again when the pause ends, up to the burst's last refusal: answers still in flight
+  at the first refusal are then in. Even spacing at that rate fits a fixed or sliding window
+  of the allowance: no further 429.
 - **Lower again.** A signal for a request sent after the last lesson teaches again, so the
   rate only goes down within a run (to ``_MIN_RATE`` at least); signals for requests already
   in flight at a lesson only extend the pause (one lesson per burst).
@@ -130,7 +132,11 @@ class RateGovernor:
         self._pause_until = 0.0
         self._generation = 0  # bumped by every pause: slots reserved before it are void
         self._learnt_at = -math.inf  # a signal for a request sent before this teaches nothing
-        self._recent: collections.deque[float] = collections.deque()  # let through lately
+        # Send times of the requests let through lately (appended as answers come back).
+        self._recent: collections.deque[float] = collections.deque()
+        # The last lesson, to recount when its pause ends: (the latest send time among its
+        # burst of refusals, trailing span, least of the other candidates).
+        self._recount: tuple[float, float, float] | None = None
         self._span_start: float | None = None  # the last reset waited for, else the first send
         self._span_count = 0  # let through since then
 
@@ -149,16 +155,18 @@ class RateGovernor:
                 # A pause declared while we slept voids the slot: take one after the pause.
                 if generation == self._generation:
                     granted = time.monotonic()
+                    if self._recount is not None and granted >= self._pause_until:
+                        self._settle_lesson()
                     if self._span_start is None:
                         self._span_start = granted
                     return granted
 
-    def let_through(self, at: float) -> None:
-        """The server answered without throttling: count it against its allowance."""
+    def let_through(self, sent_at: float) -> None:
+        """The server answered the request granted at ``sent_at`` without throttling."""
         with self._lock:
-            self._recent.append(at)
-            self._trim(at)
-            if self._span_start is not None and at >= self._span_start:
+            self._recent.append(sent_at)
+            self._trim(time.monotonic())
+            if self._span_start is not None and sent_at >= self._span_start:
                 self._span_count += 1
 
     def throttle(self, sent_at: float, delay: float, *, learn: bool, server_delay: bool,
@@ -176,38 +184,68 @@ class RateGovernor:
             now = time.monotonic()
             self.signals += 1
             if learn and sent_at >= self._learnt_at:
-                self._learn(now, delay if server_delay else None, limit)
+                self._learn(now, sent_at, delay if server_delay else None, limit)
+            elif learn and self._recount is not None and sent_at > self._recount[0]:
+                # A refusal of the lesson's burst sent later: requests let through before
+                # it were in the same window, even those sent after the first refusal.
+                self._recount = (sent_at, *self._recount[1:])
             self._pause_until = max(self._pause_until, now + delay)
             self._next_slot = self._pause_until
             self._generation += 1
             # The server's window starts afresh when the pause ends.
             self._span_start, self._span_count = self._pause_until, 0
 
-    def _learn(self, now: float, delay: float | None, limit: int | None) -> None:
+    def _learn(self, now: float, sent_at: float, delay: float | None, limit: int | None
+               ) -> None:
         horizon = self._horizon()
-        self._trim(now)
-        candidates = [limit] if limit else []
-        if self._recent:
-            candidates.append(len(self._recent) / horizon)
+        others = [limit] if limit else []
         if delay is not None and delay >= 2 and self._span_start is not None and self._span_count:
             # Whole-second resets: the coming reset is half a second early on average.
-            candidates.append(self._span_count / max(1e-3, now - self._span_start + delay - 0.5))
+            others.append(self._span_count / max(1e-3, now - self._span_start + delay - 0.5))
         if self.rate is not None:
-            candidates.append(self.rate)  # still throttled at this rate: go lower
+            others.append(self.rate)  # still throttled at this rate: go lower
         self._learnt_at = now
-        if not candidates:
+        trailing = self._let_through_before(sent_at, horizon)
+        if not trailing and not others:
             return  # nothing let through lately: no lesson, only the pause
-        self.rate = max(_MIN_RATE, _HEADROOM * min(candidates))
+        self._recount = (sent_at, horizon, min(others, default=math.inf)) if trailing else None
+        self.rate = max(_MIN_RATE, _HEADROOM * min([*others, trailing / horizon] if trailing
+                                                   else others))
         self.lessons += 1
         logger.info("throttled: pacing at %.2f requests a second from now", self.rate)
+
+    def _settle_lesson(self) -> None:
+        """Recount the last lesson's trailing span once its pause is over.
+
+        When the first refusal of a burst arrives, requests sent about when it was are still
+        in flight, and threads and sockets do not keep send order to the millisecond. By the
+        end of the pause their answers are in: the span up to the burst's last refusal holds
+        what the server let through in that window. The current rate still bounds the result.
+        """
+        assert self._recount is not None
+        sent_at, horizon, others = self._recount
+        self._recount = None
+        trailing = self._let_through_before(sent_at, horizon)
+        settled = max(_MIN_RATE, _HEADROOM * min(others, trailing / horizon))
+        if self.rate is not None and settled > self.rate:
+            self.rate = settled
+            logger.info("throttled: pacing at %.2f requests a second from now (answers "
+                        "in flight at the signal counted)", self.rate)
+
+    def _let_through_before(self, sent_at: float, horizon: float) -> int:
+        """Requests let through that were sent in the ``horizon`` seconds up to ``sent_at``."""
+        return sum(1 for s in self._recent if sent_at - horizon < s <= sent_at)
 
     def _horizon(self) -> float:
         """The trailing span counted: a second, or long enough to hold a few paced requests."""
         return max(1.0, 4.0 / self.rate) if self.rate else 1.0
 
     def _trim(self, now: float) -> None:
-        horizon = self._horizon()
-        while self._recent and self._recent[0] <= now - horizon:
+        # Kept back to a lesson still to be recounted; answers arrive a little out of send
+        # order, so a few older times may linger behind a newer one (counts filter by time).
+        start = self._recount[0] if self._recount else now
+        horizon = self._recount[1] if self._recount else self._horizon()
+        while self._recent and self._recent[0] <= min(now, start) - horizon:
             self._recent.popleft()
 
 
@@ -348,7 +386,7 @@ class ApiClient:
                     msg = f"{self.api_name} {where}: 500 on a write, outcome unknown"
                     raise AmbiguousWriteError(msg)
                 if status not in _RETRY_STATUSES and status != 500:
-                    self.governor.let_through(time.monotonic())
+                    self.governor.let_through(sent_at)
                     self._respect_quota(response, sent_at)
                     return response
                 failure = f"HTTP {status}"

@@ -116,18 +116,23 @@ class RateLimiter:
 class Faults:
     """Injected trouble: latency on every request (the time to answer, the app's own work
     included), server errors instead of the app, and dropped connections after it ran (the
-    write happened, the response is lost)."""
+    write happened, the response is lost).
+
+    Each kind draws from its own seeded stream, so the n-th answer's fate does not depend on
+    how concurrent requests interleaved their draws: a seed gives the same faults every run.
+    """
 
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
     error_rate: float = 0.0
     drop_rate: float = 0.0
     seed: int = 0
-    _rng: random.Random = field(init=False, repr=False)
+    _streams: dict[str, random.Random] = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self._rng = random.Random(f"faults-{self.seed}")
+        self._streams = {kind: random.Random(f"faults-{self.seed}-{kind}")
+                         for kind in ("jitter", "error", "drop")}
 
     def update(self, options: dict[str, t.Any]) -> None:
         for name in FAULT_OPTIONS:
@@ -135,22 +140,26 @@ class Faults:
                 setattr(self, name, float(options[name]))
 
     def delay(self) -> float:
-        with self._lock:
-            jitter = self._rng.uniform(0, self.jitter_ms) if self.jitter_ms else 0.0
+        jitter = self._draw("jitter") * self.jitter_ms if self.jitter_ms else 0.0
         return max(0.0, self.latency_ms + jitter) / 1000
 
-    def roll(self, rate: float) -> bool:
-        if rate <= 0:
-            return False
-        with self._lock:
-            return self._rng.random() < rate
-
     def error(self) -> Response | None:
-        if not self.roll(self.error_rate):
+        """An injected 500 or 503 instead of the app's answer, at ``error_rate``."""
+        if self.error_rate <= 0:
             return None
-        with self._lock:
-            status = self._rng.choice((500, 503))
+        draw = self._draw("error")
+        if draw >= self.error_rate:
+            return None
+        status = 500 if draw < self.error_rate / 2 else 503
         return Response(status, {"error": "injected fault", "status": status})
+
+    def dropped(self) -> bool:
+        """Whether to drop the connection instead of sending an answer, at ``drop_rate``."""
+        return self.drop_rate > 0 and self._draw("drop") < self.drop_rate
+
+    def _draw(self, kind: str) -> float:
+        with self._lock:
+            return self._streams[kind].random()
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -270,7 +279,7 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             wait = answer_at - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            if response.status < 300 and server.faults.roll(server.faults.drop_rate):
+            if response.status < 300 and server.faults.dropped():
                 entry.fault = "dropped"
                 server.log(entry)
                 self.close_connection = True  # the work is done, the answer never arrives

@@ -12,7 +12,7 @@ from crmphones.dialects import get_dialect
 from crmphones.emulator import EmulatorServer, Faults
 from crmphones.emulator.outreach import OutreachApp
 from crmphones.emulator.ticketevolution import TicketEvolutionApp
-from crmphones.http import ApiClient
+from crmphones.http import ApiClient, RateGovernor
 
 if t.TYPE_CHECKING:
     from crmphones.emulator.server import LoggedRequest
@@ -115,3 +115,22 @@ def test_ticket_evolution_throttling_503_with_retry_after_teaches_the_rate_too()
     assert _throttled(log, t0 + 1, statuses=(503,)) == 0
     achieved = _rate(log, _resumed(log, (503,)), started + 6.0)
     assert 0.9 * rate <= achieved <= rate, f"{achieved:.1f}/s of {rate}/s"
+
+
+def test_a_lesson_counts_the_answers_still_in_flight_at_the_first_refusal() -> None:
+    """A burst of 32 sends against an allowance of 30: the first refusal arrives before some
+    answers of its window, and one success was sent just after it (threads do not keep send
+    order). Once the pause is over the lesson is recounted up to the burst's last refusal."""
+    governor = RateGovernor(None, time.sleep)
+    sent = [governor.acquire() for _ in range(32)]  # ungoverned: granted at once, in order
+    refused, let_through = {29, 31}, [n for n in range(32) if n not in {29, 31}]
+    for n in let_through[:27]:
+        governor.let_through(sent[n])
+    governor.throttle(sent[29], 0.05, learn=True, server_delay=True, limit=None)
+    assert governor.rate == 0.95 * 27  # what had answered when the refusal came
+    for n in let_through[27:]:  # the answers in flight, one of them sent after sent[29]
+        governor.let_through(sent[n])
+    governor.throttle(sent[31], 0.05, learn=True, server_delay=True, limit=None)
+    assert governor.lessons == 1 and governor.rate == 0.95 * 27  # same burst: no new lesson
+    governor.acquire()  # waits out the pause
+    assert governor.rate == 0.95 * len(let_through) == 0.95 * (32 - len(refused))
