@@ -214,6 +214,7 @@ class OneDegreeApp:
             owner_key = (draft["phoneable_type"], draft["phoneable_id"])
             groups.setdefault(owner_key, []).append(self.phones[phone_id])
             self._by_owner.setdefault(owner_key, {})[phone_id] = self.phones[phone_id]
+        self._last_phone_id = len(drafts)
         for group in groups.values():  # §7: the only phone is primary; else at most one is [A]
             if len(group) == 1 or rng.random() < 0.85:
                 rng.choice(group)["is_primary"] = True
@@ -622,7 +623,8 @@ class OneDegreeApp:
             # §7: is_primary defaults to false unless this is the only phone of the owner.
             clean.setdefault("is_primary", not siblings)
             clean.setdefault("phone_type", "")  # [A] omitted type reads back as ""
-            phone = {"id": max(self.phones, default=0) + 1, "phoneable_id": owner_id,
+            self._last_phone_id += 1  # ids are never reused, even after a delete
+            phone = {"id": self._last_phone_id, "phoneable_id": owner_id,
                      "phoneable_type": kind, "created_at": stamp}
             self.phones[phone["id"]] = phone
             self._by_owner.setdefault((kind, owner_id), {})[phone["id"]] = phone

@@ -263,9 +263,12 @@ def test_create_update_delete_round_trip(api: httpx.Client, app: OneDegreeApp) -
     state = app.snapshot()
     assert state["locations"][location["id"] - 1]["updated_at"] == after["updated_at"]
     assert state["organizations"][location["organization_id"] - 1]["updated_at"] == after["updated_at"]
-    assert _write(api, "DELETE", f"{path}/{one['id']}").json() == {"status": "OK"}
-    assert [p["id"] for p in api.get(path).json()] == [second["id"]]
-    assert _write(api, "PUT", f"{path}/{one['id']}", {"digits": "1"}).status_code == 404
+    assert _write(api, "DELETE", f"{path}/{second['id']}").json() == {"status": "OK"}
+    assert [p["id"] for p in api.get(path).json()] == [one["id"]]
+    assert _write(api, "PUT", f"{path}/{second['id']}", {"digits": "1"}).status_code == 404
+    # The newest phone was deleted: its id is not given again.
+    third = _write(api, "POST", path, {"phone": {"digits": "555-1313"}}).json()["phone"]
+    assert third["id"] == second["id"] + 1
 
 
 def test_validation_errors(api: httpx.Client, app: OneDegreeApp) -> None:
