@@ -41,6 +41,14 @@ class TapCRMPhones(Tap):
         """The configured CRM dialect, bound to the account."""
         return dialect_for(self.config)
 
+    def sync_all(self) -> None:
+        """Sync the selected streams, then close the account's connections."""
+        try:
+            super().sync_all()
+        finally:
+            if "dialect" in self.__dict__:  # built on first use; discovery needs none
+                self.dialect.close()
+
     def discover_streams(self) -> list[DialectStream]:
         """One stream per spec of the configured dialect (no credentials needed to discover)."""
         specs = get_dialect(self.config.get("provider") or "outreach").streams

@@ -83,6 +83,20 @@ def _patch(server: EmulatorServer, phone_id: int, attributes: dict[str, t.Any]) 
     return response.status_code
 
 
+def test_a_run_closes_its_connections(outreach_source: EmulatorServer,
+                                      tmp_path: pathlib.Path) -> None:
+    """The command ends with its connections closed: no ResourceWarning in development mode."""
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(outreach_config(outreach_source, SOURCE_TOKEN)))
+    result = subprocess.run(
+        [sys.executable, "-X", "dev", "-m", "tap_crmphones", "--config", str(config_file)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert '"type":"RECORD"' in result.stdout.replace(" ", "")
+    assert "ResourceWarning" not in result.stderr, result.stderr[-2000:]
+
+
 def test_bad_token_fails_fast_with_setting_name(
     outreach_source: EmulatorServer, tmp_path: pathlib.Path
 ) -> None:
