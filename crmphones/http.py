@@ -156,7 +156,7 @@ class RateGovernor:
                 if generation == self._generation:
                     granted = time.monotonic()
                     if self._recount is not None and granted >= self._pause_until:
-                        self._settle_lesson()
+                        self._settle_lesson(*self._recount)
                     if self._span_start is None:
                         self._span_start = granted
                     return granted
@@ -209,12 +209,12 @@ class RateGovernor:
         if not trailing and not others:
             return  # nothing let through lately: no lesson, only the pause
         self._recount = (sent_at, horizon, min(others, default=math.inf)) if trailing else None
-        self.rate = max(_MIN_RATE, _HEADROOM * min([*others, trailing / horizon] if trailing
-                                                   else others))
+        candidates = [*others, trailing / horizon] if trailing else others
+        self.rate = max(_MIN_RATE, _HEADROOM * min(candidates))
         self.lessons += 1
         logger.info("throttled: pacing at %.2f requests a second from now", self.rate)
 
-    def _settle_lesson(self) -> None:
+    def _settle_lesson(self, sent_at: float, horizon: float, others: float) -> None:
         """Recount the last lesson's trailing span once its pause is over.
 
         When the first refusal of a burst arrives, requests sent about when it was are still
@@ -222,8 +222,6 @@ class RateGovernor:
         end of the pause their answers are in: the span up to the burst's last refusal holds
         what the server let through in that window. The current rate still bounds the result.
         """
-        assert self._recount is not None
-        sent_at, horizon, others = self._recount
         self._recount = None
         trailing = self._let_through_before(sent_at, horizon)
         settled = max(_MIN_RATE, _HEADROOM * min(others, trailing / horizon))
