@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import typing as t
 
@@ -77,3 +78,24 @@ def test_a_repeated_next_link_still_stops_the_walk_after_its_page() -> None:
         got.extend(follow_next_links(get_page, "first", None))
     assert got == [1, 2, 3, 4]
     assert asked == ["first", "https://api/second", "https://api/third"], "no page fetched twice"
+
+
+def test_a_caller_that_stops_early_leaves_at_most_two_pages_fetched_and_no_thread() -> None:
+    """The walk runs ahead of the caller by two pages at most, and ends when the caller does."""
+    asked: list[int] = []
+
+    def get_page(url: str, _params: t.Any) -> dict[str, t.Any]:
+        n = int(url.rsplit("/", 1)[-1])
+        asked.append(n)
+        return {"data": [n], "links": {"next": f"https://api/{n + 1}"}}  # never ends
+
+    walk = follow_next_links(get_page, "https://api/1", None)
+    assert next(walk) == 1
+    time.sleep(0.2)  # time enough to run ahead as far as it may
+    assert asked == [1, 2, 3]
+    walk.close()
+    deadline = time.monotonic() + 2
+    while any(th.name == "crmphones-next-page" for th in threading.enumerate()):
+        assert time.monotonic() < deadline, "the walking thread outlived its caller"
+        time.sleep(0.02)
+    assert asked == [1, 2, 3]
