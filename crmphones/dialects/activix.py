@@ -253,9 +253,7 @@ class Activix(Dialect):
                 return created
             return WriteResult(destination_id=created.destination_id, outcome="created",
                                detail="the phone was deleted in Activix during the run; recreated")
-        if response.status_code == 403:
-            return WriteResult(rejected=_error_text(response))
-        return WriteResult(rejected=_error_text(response))
+        return WriteResult(rejected=_error_text(response))  # a 403 duplicate, a 422: its words
 
     def _reconcile_duplicate(self, phone: PhoneRecord, response: httpx.Response) -> WriteResult:
         """403 ``Duplicate phone.``: the number is there already, or its type slot is taken."""
