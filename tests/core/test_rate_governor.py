@@ -96,8 +96,9 @@ def test_saturates_the_budget_then_follows_a_lowered_limit() -> None:
 
 def test_ticket_evolution_throttling_503_with_retry_after_teaches_the_rate_too() -> None:
     """Ticket Evolution answers 503 + Retry-After when throttled (and sends no quota headers):
-    the rate is learnt from what the server let through in the trailing second."""
-    rate = 30
+    the rate is learnt from what the server let through in the trailing second, and learnt
+    again when the server lowers it."""
+    rate, lowered, lower_at, seconds = 30, 15, 5.0, 11.0
     app = TicketEvolutionApp(records=10, parents=5, token=TOKEN, secret=SECRET,
                              rate_limit=rate, rate_window=1.0)
     with EmulatorServer(app, faults=Faults(latency_ms=LATENCY_MS)) as server:
@@ -106,15 +107,22 @@ def test_ticket_evolution_throttling_503_with_retry_after_teaches_the_rate_too()
             "api_secret": SECRET, "max_requests_per_minute": 0})
         started = time.time()
         try:
-            _hammer(dialect.client, "clients/1", 6.0)
+            _hammer(dialect.client, "clients/1", seconds,
+                    midway=lambda: app.configure({"rate_limit": lowered}), at=lower_at)
         finally:
             dialect.close()
         log = list(server.requests)
-    t0 = min(r.at for r in log)
+    t0, change = min(r.at for r in log), started + lower_at
     assert 0 < _throttled(log, t0, t0 + 1, (503,))
-    assert _throttled(log, t0 + 1, statuses=(503,)) == 0
-    achieved = _rate(log, _resumed(log, (503,)), started + 6.0)
+    assert _throttled(log, t0 + 1, change, (503,)) == 0
+    achieved = _rate(log, _resumed(log, (503,)), change)
     assert 0.9 * rate <= achieved <= rate, f"{achieved:.1f}/s of {rate}/s"
+    # Without a quota header the first lesson after the change still counts the old window's
+    # answers, so it takes a second lesson (and pause): settled three seconds after the change.
+    assert 0 < _throttled(log, change, statuses=(503,)) <= 2 * WORKERS
+    assert _throttled(log, change + 3, statuses=(503,)) == 0
+    adapted = _rate(log, change + 3, started + seconds)
+    assert 0.9 * lowered <= adapted <= lowered, f"{adapted:.1f}/s of {lowered}/s after the change"
 
 
 def test_a_lesson_counts_the_answers_still_in_flight_at_the_first_refusal() -> None:
