@@ -16,7 +16,7 @@ import typing as t
 from singer_sdk import typing as th
 
 from crmphones.concurrency import ordered_map
-from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult, is_integer_id
+from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
 from crmphones.errors import AuthError, FatalRequestError
 from crmphones.http import ApiClient
 from crmphones.paging import follow_next_links
@@ -155,9 +155,7 @@ class Activix(Dialect):
         the page count, is used either way when paging wins. The per-lead GETs run
         ``max_concurrency`` at a time.
         """
-        # An id that is not an integer names no lead (its create is rejected with that
-        # reason); in a path it could address another one (``3/../4``).
-        wanted = sorted({o.parent_id for o in owners if is_integer_id(o.parent_id)})
+        wanted = sorted({o.parent_id for o in owners})
         if len(wanted) > _LOOKUPS_BEFORE_PAGING:
             params = [("include[]", "phones"), ("per_page", str(_PER_PAGE))]
             first = self._get_page("leads", params)
@@ -229,8 +227,6 @@ class Activix(Dialect):
 
     def create(self, phone: PhoneRecord) -> WriteResult:
         """POST /lead-phones (§6); a 403 duplicate is reconciled against the lead's phones."""
-        if not is_integer_id(phone.parent_id):
-            return WriteResult(rejected=f"Activix lead ids are integers, got {phone.parent_id!r}")
         body = {"lead_id": int(phone.parent_id), "number": phone.e164,
                 "type": native_type(self.name, phone.phone_type or "other"),
                 "extension": int(phone.extension) if phone.extension else None}

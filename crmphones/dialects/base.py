@@ -52,11 +52,6 @@ class Owner(t.NamedTuple):
         """The id of the ancestor of that kind, if any."""
         return dict(self.ancestors).get(kind)
 
-    def foreign_id(self) -> str | None:
-        """Its first id, own or an ancestor's, that is not an integer (``is_integer_id``)."""
-        return next((i for i in (self.parent_id, *dict(self.ancestors).values())
-                     if not is_integer_id(i)), None)
-
 
 @dataclass(frozen=True, slots=True)
 class StreamSpec:

@@ -201,8 +201,6 @@ class OneDegree(Dialect):
         """
         by_org: dict[str, set[Owner]] = {}
         for owner in owners:
-            if owner.foreign_id():  # names no record; its create is rejected with the reason
-                continue
             org = owner.parent_id if owner.parent_type == "organization" else owner.ancestor(
                 "organization")
             if org:
@@ -306,10 +304,7 @@ class OneDegree(Dialect):
 
     def create(self, phone: PhoneRecord) -> WriteResult:
         """POST to the owner's nested phones route (§3)."""
-        owner = Owner.of(phone)
-        if foreign := owner.foreign_id():
-            return WriteResult(rejected=f"One Degree ids are integers, got {foreign!r}")
-        path = _phones_path(owner)
+        path = _phones_path(Owner.of(phone))
         if path is None:
             return WriteResult(rejected=_missing_ancestor(phone))
         body = {"phone": {"digits": _digits(phone), **self.write_attributes(phone)}}

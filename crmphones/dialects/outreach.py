@@ -15,7 +15,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult, is_integer_id
+from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
 from crmphones.errors import FatalRequestError
 from crmphones.http import ApiClient
 from crmphones.paging import follow_next_links
@@ -129,10 +129,7 @@ class Outreach(Dialect):
 
     def current_phones(self, owners: Sequence[Owner]) -> Iterator[PhoneRecord]:
         """List the prospects' numbers, a hundred prospects per filtered listing."""
-        # An id that is not an integer names no prospect: it holds no phones (and its create
-        # is rejected with that reason); in the filter it would fail the whole listing (400).
-        ids = sorted({o.parent_id for o in owners if is_integer_id(o.parent_id)},
-                     key=lambda i: (len(i), i))
+        ids = sorted({o.parent_id for o in owners}, key=lambda i: (len(i), i))
         for start in range(0, len(ids), _OWNERS_PER_LISTING):
             chunk = ids[start : start + _OWNERS_PER_LISTING]
             params = {"filter[prospect][id]": ",".join(chunk),
@@ -152,8 +149,6 @@ class Outreach(Dialect):
 
     def create(self, phone: PhoneRecord) -> WriteResult:
         """POST /phoneNumbers with the prospect relationship (§4)."""
-        if not is_integer_id(phone.parent_id):
-            return WriteResult(rejected=f"Outreach prospect ids are integers, got {phone.parent_id!r}")
         attributes = {
             "number": phone.e164,
             "extension": phone.extension,

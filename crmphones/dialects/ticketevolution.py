@@ -20,7 +20,7 @@ from singer_sdk import typing as th
 
 from crmphones.auth import TicketEvolutionSigner
 from crmphones.concurrency import ordered_map
-from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult, is_integer_id
+from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
 from crmphones.errors import FatalRequestError
 from crmphones.http import ApiClient
 from crmphones.phones import canonical_phone_type
@@ -183,9 +183,7 @@ class TicketEvolution(Dialect):
         between pages while they were read) has its own list read, and a 404 there means
         it holds nothing.
         """
-        # An id that is not an integer names no client (its create is rejected with that
-        # reason); in a path it could address another one (``3/../4``).
-        wanted = sorted({o.parent_id for o in owners if is_integer_id(o.parent_id)})
+        wanted = sorted({o.parent_id for o in owners})
         held: dict[str, tuple[dict[str, t.Any], list[dict[str, t.Any]]]] = {}
         if len(wanted) > _LOOKUPS_BEFORE_PAGING:
             first = self._page("clients", {}, 1)
@@ -259,9 +257,6 @@ class TicketEvolution(Dialect):
         When the API refuses the batch (422), each item is sent alone so one bad number
         costs only itself.
         """
-        if not is_integer_id(owner.parent_id):
-            reason = f"Ticket Evolution client ids are integers, got {owner.parent_id!r}"
-            return [WriteResult(rejected=reason)] * len(phones)
         items = [self._item(phone) for phone in phones]
         response = self._send("POST", f"clients/{owner.parent_id}/phone_numbers",
                               {"phone_numbers": items})

@@ -1,7 +1,8 @@
 """Intake: each input record checked, normalized and shaped into a staged row.
 
 A record the target cannot write (no parent, no number, a field of the wrong type, an
-owner kind the CRM lacks, a number that is not valid) gets its reason here and is never sent.
+owner kind the CRM lacks, an owner id that is not an integer, a number that is not valid) gets
+its reason here and is never sent.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import typing as t
 
 import orjson
 
+from crmphones.dialects.base import is_integer_id
 from crmphones.phones import PHONE_TYPES, canonical_phone_type, normalize
 from crmphones.records import PhoneRecord
 from target_crmphones.reader import NOT_AN_OBJECT
@@ -89,6 +91,13 @@ class Intake:
         if fields["parent_type"] not in parent_types:
             msg = (f"parent_type {fields['parent_type']!r} cannot be written to "
                    f"{self.dialect.title} (accepts: {', '.join(parent_types)})")
+            raise ValueError(msg)
+        # Ids go into URL paths and id filters, where `3/../4` or `1,4` names another record.
+        ancestor_ids = [str(i) for i in (record.get("ancestors") or {}).values()]
+        foreign = next((i for i in (fields["parent_id"], *ancestor_ids) if not is_integer_id(i)),
+                       None)
+        if foreign is not None:
+            msg = f"{self.dialect.title} ids are integers, got {foreign!r}"
             raise ValueError(msg)
         kind = fields["phone_type"]
         if kind not in PHONE_TYPES:
