@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from crmphones.dialects import get_dialect
 from crmphones.settings import dialect_for
 from target_crmphones.loader import Load
 from tests.reliability.conftest import DESTINATIONS, serve
@@ -107,8 +108,6 @@ def test_lines_that_are_not_singer_messages_are_skipped_and_counted(tmp_path: t.
 # Ids that are not integers but would address another owner once put in a URL path, a
 # percent-decoding server, or an id filter; and a digit of another script.
 _HOSTILE_IDS = ("3/../4", "4/phones/..", "%34", "4?x=1", "1,4", "\u0664")
-_PARENT_TYPE = {"outreach": "prospect", "activix": "lead", "onedegree": "organization",
-                "ticketevolution": "client"}
 
 
 @pytest.mark.parametrize("dialect", sorted(DESTINATIONS))
@@ -117,7 +116,7 @@ def test_parent_ids_that_are_not_integers_never_reach_a_url(dialect: str, tmp_pa
     so nothing is read or written for the owner it could address (4), and the good record lands."""
     server = serve(dialect)
     try:
-        records = [{"parent_type": _PARENT_TYPE[dialect], "parent_id": pid,
+        records = [{"parent_type": get_dialect(dialect).parent_types[0], "parent_id": pid,
                     "number": f"+1212555{n:04d}"} for n, pid in enumerate(("5", *_HOSTILE_IDS))]
         if dialect == "onedegree":  # an ancestor id goes into the path too
             records.append({"parent_type": "location", "parent_id": "5",
