@@ -165,7 +165,7 @@ class RateGovernor:
         """The server answered the request granted at ``sent_at`` without throttling."""
         with self._lock:
             self._recent.append(sent_at)
-            self._trim(time.monotonic())
+            self._trim(sent_at)
             if self._span_start is not None and sent_at >= self._span_start:
                 self._span_count += 1
 
@@ -241,9 +241,9 @@ class RateGovernor:
     def _trim(self, now: float) -> None:
         # Kept back to a lesson still to be recounted; answers arrive a little out of send
         # order, so a few older times may linger behind a newer one (counts filter by time).
-        start = self._recount[0] if self._recount else now
-        horizon = self._recount[1] if self._recount else self._horizon()
-        while self._recent and self._recent[0] <= min(now, start) - horizon:
+        start, horizon = self._recount[:2] if self._recount else (now, self._horizon())
+        cutoff = min(now, start) - horizon
+        while self._recent and self._recent[0] <= cutoff:
             self._recent.popleft()
 
 
