@@ -106,7 +106,8 @@ class Load:
             (row["seq"], Outcome.REJECTED.value, None, None, row["reject_reason"])
             for row in rows if row["reject_reason"]
         ]
-        winner_seqs, merged = self.staging.winners_and_merged(rows[0]["seq"], rows[-1]["seq"])
+        winner_seqs, merged = self.staging.winners_and_merged(rows[0]["stream"], rows[0]["seq"],
+                                                              rows[-1]["seq"])
         by_seq = {row["seq"]: row for row in rows}
         winners = [by_seq[seq] for seq in winner_seqs]
         outcomes += [(seq, Outcome.MERGED.value, None, None, "duplicate of a later record")

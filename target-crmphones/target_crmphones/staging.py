@@ -108,8 +108,12 @@ class Staging:
         finally:
             self.connection.unregister("incoming")
 
-    def winners_and_merged(self, first_seq: int, last_seq: int) -> tuple[list[int], list[int]]:
+    def winners_and_merged(self, stream: str, first_seq: int, last_seq: int
+                           ) -> tuple[list[int], list[int]]:
         """De-duplicate a batch: one row per owner + E.164 + extension, the latest wins.
+
+        A batch is one stream's records between two sequence numbers; other streams' records
+        in that range (streams interleave) belong to their own batches.
 
         Returns:
             The ``seq`` of each winning row, in order, and of every row merged into one.
@@ -120,10 +124,11 @@ class Staging:
                              coalesce(extension, '')
                 ORDER BY seq DESC) = 1 AS wins
             FROM staged
-            WHERE run_id = ? AND seq BETWEEN ? AND ? AND reject_reason IS NULL
+            WHERE run_id = ? AND stream = ? AND seq BETWEEN ? AND ? AND reject_reason IS NULL
             ORDER BY seq
         """
-        rows = self.connection.execute(query, [self.run_id, first_seq, last_seq]).fetchall()
+        rows = self.connection.execute(query, [self.run_id, stream, first_seq, last_seq]
+                                       ).fetchall()
         return [seq for seq, won in rows if won], [seq for seq, won in rows if not won]
 
     def record_outcomes(self, outcomes: Sequence[tuple[int, str, str | None, t.Any, str | None]]) -> None:

@@ -110,6 +110,28 @@ def test_messy_input_is_accounted_for(
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"bookmarks": {"phones": {"at": 1}}}
 
 
+def test_interleaved_streams_are_batched_apart(
+    outreach_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str
+) -> None:
+    """Two phone streams whose records alternate (a tap emits children between parents):
+    each stream's batch takes only its own records, and every record is accounted for."""
+    config = outreach_config(outreach_destination, DESTINATION_TOKEN, staging_path=staging_path)
+    other = {**SCHEMA, "stream": "more_phones"}
+    messages: list[dict[str, t.Any]] = [SCHEMA, other]
+    for parent in range(1, 6):
+        messages.append(record(parent_id=str(parent), number=f"+1 202 555 01{parent:02d}"))
+        messages.append({**record(parent_id=str(parent), number=f"+1 202 555 02{parent:02d}"),
+                         "stream": "more_phones"})
+    messages.append({**record(parent_id="1", number="+1 202 555 0101"), "stream": "more_phones"})
+    target_runner.run(config, messages)
+    counts = last_run_counts(staging_path)
+    # The last record repeats one of the other stream: not a duplicate within its own batch,
+    # it finds the phone the first batch created.
+    assert counts == {"received": 11, "created": 10, "updated": 0, "unchanged": 1, "merged": 0,
+                      "rejected": 0}
+    assert len(_phones(outreach_destination)) == 10
+
+
 def test_update_sends_only_the_changed_attribute(
     outreach_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str
 ) -> None:
