@@ -249,6 +249,11 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: t.Any) -> None:
             """Quiet: the request log is kept in memory and served at /_emulator/requests."""
 
+        def parse_request(self) -> bool:
+            """Note the arrival before the headers are parsed: parsing them is our work."""
+            self.arrived = time.monotonic()
+            return super().parse_request()
+
         def _serve(self) -> None:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
@@ -262,9 +267,10 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             if request.path.startswith(ADMIN_PREFIX):
                 self._send(server.admin(request))
                 return
-            # The latency is the API's answer time, its own work included: the work is done
-            # on arrival and the answer waits out the rest (a slow emulator adds nothing).
-            answer_at = time.monotonic() + server.faults.delay()
+            # The latency is the API's answer time, its own work included (reading the request,
+            # the answer, its encoding): the work is done on arrival and the answer waits out
+            # the rest, so a slow emulator adds nothing.
+            answer_at = self.arrived + server.faults.delay()
             entry = LoggedRequest(request.method, request.path, request.raw_query, time.time())
             response = server.faults.error()
             entry.fault = "error" if response else None
@@ -276,6 +282,7 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             entry.status = response.status
             if request.method in ("POST", "PUT", "PATCH"):
                 entry.body = request.body.decode(errors="replace")
+            payload = response.encode()
             wait = answer_at - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
@@ -285,10 +292,11 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True  # the work is done, the answer never arrives
                 return
             server.log(entry)
-            self._send(response)
+            self._send(response, payload)
 
-        def _send(self, response: Response) -> None:
-            payload = response.encode()
+        def _send(self, response: Response, payload: bytes | None = None) -> None:
+            if payload is None:
+                payload = response.encode()
             self.send_response(response.status)
             if payload:
                 self.send_header("Content-Type", response.content_type)
