@@ -70,8 +70,9 @@ def measure(command: list[str], stdin: pathlib.Path, cwd: str) -> tuple[float, f
 def crmphones_dry_run(path: pathlib.Path, server_url: str, backend: str) -> tuple[float, float]:
     """target-crmphones in dry run on the file, against the emulated account."""
     with tempfile.TemporaryDirectory() as work:
+        # The run report is on (under `work`), as by default: its end-of-run queries count.
         config = {"provider": "outreach", "api_url": f"{server_url}/api/v2", "access_token": TOKEN,
-                  "dry_run": True, "phone_normalizer": backend, "report_dir": "",
+                  "dry_run": True, "phone_normalizer": backend,
                   "staging_path": os.path.join(work, "ledger.duckdb")}
         config_path = os.path.join(work, "config.json")
         pathlib.Path(config_path).write_text(json.dumps(config))

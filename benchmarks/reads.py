@@ -78,9 +78,15 @@ def _run_tap(config: dict[str, t.Any], workdir: str, stream: str | None = None
         with open(catalog_path, "w") as handle:
             json.dump(catalog, handle)
         command += ["--catalog", catalog_path]
-    started = time.perf_counter()
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    wall = time.perf_counter() - started
+    # The tap writes to a file, not a pipe: reading a pipe here would take the GIL from the
+    # emulator's threads, which serve in this process, while the tap is being timed.
+    output_path = os.path.join(workdir, "tap.out")
+    with open(output_path, "wb") as output:
+        started = time.perf_counter()
+        subprocess.run(command, stdout=output, stderr=subprocess.DEVNULL, check=True)
+        wall = time.perf_counter() - started
+    with open(output_path) as output:
+        out = output.read()
     records, state = [], None
     for line in out.splitlines():
         message = json.loads(line)
