@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import typing as t
 
 import pytest
@@ -49,3 +50,34 @@ def test_outcomes_csv_is_whole_when_written_in_slices(
     assert all(r["detail"] == "dry run: planned, not sent" for r in rows[::2])
     assert out.read_text().count("seq,outcome,") == 1
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_report_queries_keep_to_their_run(tmp_path: pathlib.Path) -> None:
+    """Outcomes per parent (most writes first) and the sample (the first records of each
+    written or rejected outcome) come from this run only, whatever an earlier run held."""
+    path = str(tmp_path / "ledger.duckdb")
+    earlier = Staging(path, "a" * 32)
+    earlier.stage([_row(earlier.run_id, seq) for seq in range(1, 10)])
+    earlier.record_outcomes([(seq, "rejected", None, None, "old") for seq in range(1, 10)])
+    earlier.close()
+    ledger = Staging(path, "b" * 32)
+    ledger.stage([_row(ledger.run_id, seq) for seq in range(1, 10)])  # parents 2, 3, 1, 2, ...
+    kinds = {1: "created", 2: "created", 3: "created", 4: "created", 5: "updated",
+             6: "unchanged", 7: "rejected", 8: "merged", 9: "rejected"}
+    ledger.record_outcomes([(seq, kind, None, {"phoneType": "work"} if kind == "updated" else None,
+                             f"why {seq}") for seq, kind in kinds.items()])
+    by_parent = ledger.by_parent(limit=2)
+    sample = ledger.sample(per_outcome=2)
+    ledger.close()
+    # parent 2: seqs 1, 4, 7 (created, created, rejected); parent 3: 2, 5, 8 (created,
+    # updated, merged); parent 1: 3, 6, 9 (created, unchanged, rejected).
+    assert by_parent == [
+        {"parent_type": "prospect", "parent_id": "2", "created": 2, "updated": 0,
+         "unchanged": 0, "rejected": 1},
+        {"parent_type": "prospect", "parent_id": "1", "created": 1, "updated": 0,
+         "unchanged": 1, "rejected": 1},
+    ]
+    assert [(s["outcome"], s["parent_id"], s["detail"]) for s in sample] == [
+        ("created", "2", "why 1"), ("created", "3", "why 2"), ("rejected", "2", "why 7"),
+        ("rejected", "1", "why 9"), ("updated", "3", "why 5")]
+    assert json.loads(sample[-1]["changes"]) == {"phoneType": "work"}
