@@ -173,6 +173,10 @@ class Staging:
 
     def finish_run(self) -> dict[str, int]:
         """Store the run's counts and return them."""
+        # Fold the run's log into the file first (closing would anyway): what it held in
+        # memory is released for the report's queries over the whole run, which ran out of
+        # 32 MB at 3,000,000 records without it.
+        self.connection.execute("CHECKPOINT")
         counts = self.counts()
         self.connection.execute(
             """UPDATE runs SET finished_at = ?, received = ?, created = ?, updated = ?,
