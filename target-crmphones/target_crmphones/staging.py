@@ -87,7 +87,7 @@ class Staging:
         # Every statement still commits to the WAL (each outcome is durable as it is
         # recorded); folding the WAL into the file every 16 MB (the default) made these
         # checkpoints a third of a large load's time. Memory is bounded so a long load
-        # spills to disk instead of growing (32 MB and one thread: 227 MiB peak RSS at
+        # spills to disk instead of growing (32 MB and one thread: 226 MiB peak RSS at
         # 1,000,000 records, against 279 MiB with 64 MB and two). On a batch of 10,000 rows
         # a second thread gained little and held memory.
         self.connection = duckdb.connect(str(path), config={
