@@ -265,7 +265,8 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
                 host=self.headers.get("Host", "127.0.0.1"),
             )
             if request.path.startswith(ADMIN_PREFIX):
-                self._send(server.admin(request))
+                answer = server.admin(request)
+                self._send(answer, answer.encode())
                 return
             # The latency is the API's answer time, its own work included (reading the request,
             # the answer, its encoding): the work is done on arrival and the answer waits out
@@ -294,9 +295,8 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             server.log(entry)
             self._send(response, payload)
 
-        def _send(self, response: Response, payload: bytes | None = None) -> None:
-            if payload is None:
-                payload = response.encode()
+        def _send(self, response: Response, payload: bytes) -> None:
+            """Send an answer whose body was encoded beforehand (inside the latency)."""
             self.send_response(response.status)
             if payload:
                 self.send_header("Content-Type", response.content_type)
