@@ -34,12 +34,11 @@ _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
 class Intake:
-    """Turns (seq, stream, record) into staged rows for one run and one destination."""
+    """Turns (seq, stream, record) into staged rows for one destination."""
 
-    def __init__(self, dialect: Dialect, run_id: str, parent_map: dict[str, str] | None) -> None:
+    def __init__(self, dialect: Dialect, parent_map: dict[str, str] | None) -> None:
         """Bind to the destination (its owner kinds, default region) and the parent map."""
         self.dialect = dialect
-        self.run_id = run_id
         self.parent_map = parent_map
 
     def rows(self, batch: Sequence[tuple[int, str, dict[str, t.Any]]]) -> list[dict[str, t.Any]]:
@@ -50,7 +49,7 @@ class Intake:
         """Check and normalize one input record into a staged row (with a reason if rejected)."""
         text = record_text(record)
         row: dict[str, t.Any] = dict.fromkeys(_FIELDS)
-        row.update(run_id=self.run_id, seq=seq, stream=stream, record=text,
+        row.update(seq=seq, stream=stream, record=text,
                    fingerprint=hashlib.sha256(f"{stream}\n{text}".encode(
                        "utf-8", "surrogatepass")).hexdigest()[:32])
         try:
@@ -151,12 +150,10 @@ def _ancestors(value: t.Any) -> str | None:
 _phone_type = functools.lru_cache(maxsize=4096)(canonical_phone_type)
 
 
-def wanted_phone(provider: str, row: dict[str, t.Any]) -> PhoneRecord:
-    """The phone a staged row asks the destination to hold."""
-    return PhoneRecord(
-        id=None, provider=provider, parent_type=row["parent_type"], parent_id=row["parent_id"],
-        number=row["number"] or row["e164"], e164=row["e164"], extension=row["extension"],
-        region=row["region"], phone_type=row["phone_type"], label=row["label"],
-        is_primary=row["is_primary"], is_valid=True,
-        ancestors=json.loads(row["ancestors"]) if row["ancestors"] else {},
-    )
+def wanted_phone(provider: str, fields: dict[str, t.Any]) -> PhoneRecord:
+    """The phone a staged row asks the destination to hold (``fields``: the row's
+    ``PhoneRecord`` fields, as ``Staging.winners_and_merged`` gives them)."""
+    ancestors = fields.pop("ancestors")
+    fields["number"] = fields["number"] or fields["e164"]
+    return PhoneRecord(id=None, provider=provider, is_valid=True,
+                       ancestors=json.loads(ancestors) if ancestors else {}, **fields)

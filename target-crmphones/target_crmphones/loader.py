@@ -7,7 +7,6 @@ record ends in exactly one outcome recorded in the staging ledger:
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
 import threading
@@ -17,6 +16,8 @@ import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 
+import pyarrow as pa
+
 from crmphones.dialects.base import Owner, WriteResult
 from crmphones.errors import FatalRequestError, TransientError
 from crmphones.http import AmbiguousWriteError
@@ -24,7 +25,7 @@ from crmphones.plan import PlannedWrite, phone_key, plan_writes
 from crmphones.records import Outcome, PhoneRecord
 from target_crmphones.intake import Intake, wanted_phone
 from target_crmphones.report import build_report, to_markdown, write_report
-from target_crmphones.staging import Staging
+from target_crmphones.staging import Staging, intake_table
 
 if t.TYPE_CHECKING:
     from collections.abc import Sequence
@@ -71,8 +72,7 @@ class Load:
         self.run_id = uuid.uuid4().hex
         self.staging = Staging(staging_path, self.run_id)
         self.staging.start_run(dialect.name, dry_run=dry_run)
-        self.intake = Intake(dialect, self.run_id, parent_map)
-        self._seq = itertools.count(1)
+        self.intake = Intake(dialect, parent_map)
         self.records_seen = 0
         #: Input lines the reader could not take as Singer messages, by kind (set at the end).
         self.skipped_lines: dict[str, int] = {}
@@ -84,7 +84,7 @@ class Load:
     def next_seq(self) -> int:
         """The sequence number of the next input record in this run."""
         self.records_seen += 1
-        return next(self._seq)
+        return self.records_seen
 
     # -- the recipe -------------------------------------------------------------------
 
@@ -92,29 +92,33 @@ class Load:
         """Number one record in arrival order and check and normalize it into a staged row."""
         return self.intake.normalize(self.next_seq(), stream, record)
 
+    def number(self, table: pa.Table) -> pa.Table:
+        """Number a table of intake rows (from the intake process) in arrival order."""
+        first = self.records_seen + 1
+        self.records_seen += table.num_rows
+        seqs = pa.array(range(first, first + table.num_rows), pa.int64())
+        return table.set_column(table.schema.get_field_index("seq"), "seq", seqs)
+
     def load_batch(self, batch: Sequence[tuple[int, str, dict[str, t.Any]]]) -> None:
         """Take one batch of (seq, stream, record) from receipt to recorded outcome."""
-        self.load_rows(self.intake.rows(batch))
+        self.load_table(intake_table(self.intake.rows(batch)))
 
-    def load_rows(self, rows: list[dict[str, t.Any]]) -> None:
-        """Take one batch of intake rows (``Intake.normalize``) to recorded outcomes."""
-        if not rows:
+    def load_table(self, table: pa.Table) -> None:
+        """Take one batch (one stream's intake rows, in ``seq`` order) to recorded outcomes."""
+        if not table.num_rows:
             return
-        self.staging.stage(rows)
-        self._received += len(rows)
-        outcomes: list[OutcomeRow] = [
-            (row["seq"], Outcome.REJECTED.value, None, None, row["reject_reason"])
-            for row in rows if row["reject_reason"]
-        ]
-        winner_seqs, merged = self.staging.winners_and_merged(rows[0]["stream"], rows[0]["seq"],
-                                                              rows[-1]["seq"])
-        by_seq = {row["seq"]: row for row in rows}
-        winners = [by_seq[seq] for seq in winner_seqs]
-        outcomes += [(seq, Outcome.MERGED.value, None, None, "duplicate of a later record")
-                     for seq in merged]
-        wanted = [(row["seq"], wanted_phone(self.dialect.name, row)) for row in winners]
-        plans = self.hold_back_refused(self.diff(wanted), {r["seq"]: r["fingerprint"] for r in winners})
-        self._outcomes(outcomes)
+        self.staging.stage(table)
+        self._received += table.num_rows
+        stream, first, last = table["stream"][0].as_py(), table["seq"][0].as_py(), table[
+            "seq"][-1].as_py()
+        self._tally[Outcome.REJECTED.value] += self.staging.record_intake_rejects(stream, first,
+                                                                                  last)
+        winners, merged = self.staging.winners_and_merged(stream, first, last)
+        self._outcomes([(seq, Outcome.MERGED.value, None, None, "duplicate of a later record")
+                        for seq in merged])
+        wanted = [(seq, wanted_phone(self.dialect.name, fields)) for seq, _, fields in winners]
+        plans = self.hold_back_refused(self.diff(wanted),
+                                       {seq: fingerprint for seq, fingerprint, _ in winners})
         self.write(plans)
 
     def diff(self, wanted: Sequence[tuple[int, PhoneRecord]]) -> list[PlannedWrite]:

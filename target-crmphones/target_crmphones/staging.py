@@ -23,7 +23,7 @@ pa.set_memory_pool(pa.system_memory_pool())
 if t.TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["Staging"]
+__all__ = ["INTAKE_SCHEMA", "Staging", "intake_table"]
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -65,8 +65,13 @@ STAGED_COLUMNS = (
     "number", "e164", "extension", "region", "phone_type", "label",
     "is_primary", "reject_reason", "record", "fingerprint",
 )
-_STAGED_TYPES = {"seq": pa.int64(), "is_primary": pa.bool_()}
-_STAGED_SCHEMA = pa.schema([(c, _STAGED_TYPES.get(c, pa.string())) for c in STAGED_COLUMNS])
+#: What intake produces for each record: the staged columns but the run's id.
+INTAKE_COLUMNS = STAGED_COLUMNS[1:]
+_INTAKE_TYPES = {"seq": pa.int64(), "is_primary": pa.bool_()}
+INTAKE_SCHEMA = pa.schema([(c, _INTAKE_TYPES.get(c, pa.string())) for c in INTAKE_COLUMNS])
+#: The columns a winning row brings back from staging, named as ``PhoneRecord`` fields.
+_WANTED = ("parent_type", "parent_id", "ancestors", "number", "e164", "extension", "region",
+           "phone_type", "label", "is_primary")
 _OUTCOME_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("seq", pa.int64()), ("outcome", pa.string()),
     ("destination_id", pa.string()), ("changes", pa.string()), ("detail", pa.string()),
@@ -105,29 +110,40 @@ class Staging:
             [self.run_id, provider, dry_run, _now()],
         )
 
-    def stage(self, rows: Sequence[dict[str, t.Any]]) -> None:
-        """Insert input records, each a dict with the ``STAGED_COLUMNS``."""
-        # Column by column: several times faster than Arrow's row-wise from_pylist.
-        table = pa.Table.from_pydict({c: [row[c] for row in rows] for c in STAGED_COLUMNS},
-                                     schema=_STAGED_SCHEMA)
+    def stage(self, table: pa.Table) -> None:
+        """Insert input records: an ``INTAKE_SCHEMA`` table (``intake_table``)."""
         self.connection.register("incoming", table)
         try:
-            self.connection.execute("INSERT INTO staged SELECT * FROM incoming")
+            self.connection.execute(
+                f"INSERT INTO staged ({', '.join(STAGED_COLUMNS)}) "
+                f"SELECT ?, {', '.join(INTAKE_COLUMNS)} FROM incoming", [self.run_id])
         finally:
             self.connection.unregister("incoming")
 
+    def record_intake_rejects(self, stream: str, first_seq: int, last_seq: int) -> int:
+        """Record a batch's records that intake rejected (with its reason) as rejected;
+        return how many. The batch is ``stream``'s records from ``first_seq`` to ``last_seq``."""
+        row = self.connection.execute(
+            """INSERT INTO outcomes
+               SELECT run_id, seq, 'rejected', NULL, NULL, reject_reason, ? FROM staged
+               WHERE run_id = ? AND stream = ? AND seq BETWEEN ? AND ?
+                 AND reject_reason IS NOT NULL ORDER BY seq""",
+            [_now(), self.run_id, stream, first_seq, last_seq]).fetchone()
+        return row[0] if row else 0
+
     def winners_and_merged(self, stream: str, first_seq: int, last_seq: int
-                           ) -> tuple[list[int], list[int]]:
+                           ) -> tuple[list[tuple[int, str, dict[str, t.Any]]], list[int]]:
         """De-duplicate a batch: one row per owner + E.164 + extension, the latest wins.
 
         A batch is one stream's records between two sequence numbers; other streams' records
         in that range (streams interleave) belong to their own batches.
 
         Returns:
-            The ``seq`` of each winning row, in order, and of every row merged into one.
+            Each winning row as (seq, fingerprint, its ``PhoneRecord`` fields), in order, and
+            the ``seq`` of every row merged into one.
         """
-        query = """
-            SELECT seq, row_number() OVER (
+        query = f"""
+            SELECT seq, fingerprint, {', '.join(_WANTED)}, row_number() OVER (
                 PARTITION BY parent_type, parent_id, coalesce(ancestors, ''), e164,
                              coalesce(extension, '')
                 ORDER BY seq DESC) = 1 AS wins
@@ -137,7 +153,9 @@ class Staging:
         """
         rows = self.connection.execute(query, [self.run_id, stream, first_seq, last_seq]
                                        ).fetchall()
-        return [seq for seq, won in rows if won], [seq for seq, won in rows if not won]
+        winners = [(row[0], row[1], dict(zip(_WANTED, row[2:-1], strict=True)))
+                   for row in rows if row[-1]]
+        return winners, [row[0] for row in rows if not row[-1]]
 
     def record_outcomes(self, outcomes: Sequence[tuple[int, str, str | None, t.Any, str | None]]) -> None:
         """Insert outcomes: (seq, outcome, destination_id, changes, detail)."""
@@ -282,6 +300,13 @@ class Staging:
             "GROUP BY detail ORDER BY count(*) DESC, detail LIMIT 20",
             [self.run_id],
         ).fetchall()
+
+
+def intake_table(rows: Sequence[dict[str, t.Any]]) -> pa.Table:
+    """Intake rows (dicts with the ``INTAKE_COLUMNS``) as the table ``stage`` takes."""
+    # Column by column: several times faster than Arrow's row-wise from_pylist.
+    return pa.Table.from_pydict({c: [row[c] for row in rows] for c in INTAKE_COLUMNS},
+                                schema=INTAKE_SCHEMA)
 
 
 def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, t.Any]]:

@@ -9,18 +9,20 @@ import typing as t
 import pytest
 
 from target_crmphones import staging as staging_module
-from target_crmphones.staging import STAGED_COLUMNS, Staging
+from target_crmphones.staging import INTAKE_COLUMNS, Staging, intake_table
 
 if t.TYPE_CHECKING:
     import pathlib
 
 
-def _row(run_id: str, seq: int) -> dict[str, t.Any]:
-    row: dict[str, t.Any] = dict.fromkeys(STAGED_COLUMNS)
-    row.update(run_id=run_id, seq=seq, stream="phones", parent_type="prospect",
-               parent_id=str(seq % 3 + 1), number=f"+1 202 555 {seq:04d}",
-               record=f'{{"n": {seq}}}', fingerprint=f"f{seq}")
-    return row
+def _rows(seqs: t.Sequence[int]) -> t.Any:
+    """Staged rows numbered ``seqs``, the parent cycling 2, 3, 1."""
+    rows = [dict.fromkeys(INTAKE_COLUMNS) for _ in seqs]
+    for row, seq in zip(rows, seqs, strict=True):
+        row.update(seq=seq, stream="phones", parent_type="prospect",
+                   parent_id=str(seq % 3 + 1), number=f"+1 202 555 {seq:04d}",
+                   record=f'{{"n": {seq}}}', fingerprint=f"f{seq}")
+    return intake_table(rows)
 
 
 @pytest.mark.parametrize("records", [0, 1, 7, 9])
@@ -32,11 +34,11 @@ def test_outcomes_csv_is_whole_when_written_in_slices(
     monkeypatch.setattr(staging_module, "_EXPORT_SLICE", 3)
     path = str(tmp_path / "ledger.duckdb")
     earlier = Staging(path, "a" * 32)
-    earlier.stage([_row(earlier.run_id, seq) for seq in (1, 2)])
+    earlier.stage(_rows((1, 2)))
     earlier.close()
     ledger = Staging(path, "b" * 32)
     if records:
-        ledger.stage([_row(ledger.run_id, seq) for seq in range(1, records + 1)])
+        ledger.stage(_rows(range(1, records + 1)))
         ledger.record_outcomes([(seq, "created", f"d{seq}", None, "dry run: planned, not sent")
                                 for seq in range(1, records + 1, 2)])
     out = tmp_path / "outcomes.csv"
@@ -57,11 +59,11 @@ def test_report_queries_keep_to_their_run(tmp_path: pathlib.Path) -> None:
     written or rejected outcome) come from this run only, whatever an earlier run held."""
     path = str(tmp_path / "ledger.duckdb")
     earlier = Staging(path, "a" * 32)
-    earlier.stage([_row(earlier.run_id, seq) for seq in range(1, 10)])
+    earlier.stage(_rows(range(1, 10)))
     earlier.record_outcomes([(seq, "rejected", None, None, "old") for seq in range(1, 10)])
     earlier.close()
     ledger = Staging(path, "b" * 32)
-    ledger.stage([_row(ledger.run_id, seq) for seq in range(1, 10)])  # parents 2, 3, 1, 2, ...
+    ledger.stage(_rows(range(1, 10)))  # parents 2, 3, 1, 2, ...
     kinds = {1: "created", 2: "created", 3: "created", 4: "created", 5: "updated",
              6: "unchanged", 7: "rejected", 8: "merged", 9: "rejected"}
     ledger.record_outcomes([(seq, kind, None, {"phoneType": "work"} if kind == "updated" else None,
