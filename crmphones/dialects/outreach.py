@@ -15,6 +15,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
+from crmphones.concurrency import ordered_map
 from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
 from crmphones.errors import FatalRequestError
 from crmphones.http import ApiClient
@@ -128,14 +129,18 @@ class Outreach(Dialect):
     # -- write ------------------------------------------------------------------------
 
     def current_phones(self, owners: Sequence[Owner]) -> Iterator[PhoneRecord]:
-        """List the prospects' numbers, a hundred prospects per filtered listing."""
+        """List the prospects' numbers, a hundred prospects per filtered listing; the
+        listings run ``max_concurrency`` at a time."""
         ids = sorted({o.parent_id for o in owners}, key=lambda i: (len(i), i))
-        for start in range(0, len(ids), _OWNERS_PER_LISTING):
-            chunk = ids[start : start + _OWNERS_PER_LISTING]
-            params = {"filter[prospect][id]": ",".join(chunk),
-                      "page[size]": str(_MAX_PAGE_SIZE), "count": "false"}
-            for resource in follow_next_links(self._get_page, "phoneNumbers", params):
-                yield self.to_phone_record(resource)
+        chunks = [ids[i:i + _OWNERS_PER_LISTING] for i in range(0, len(ids), _OWNERS_PER_LISTING)]
+        for listing in ordered_map(self._listed_phones, chunks, self.concurrency):
+            yield from (self.to_phone_record(resource) for resource in listing)
+
+    def _listed_phones(self, prospect_ids: list[str]) -> list[dict[str, t.Any]]:
+        """Every phone number of these prospects (all pages of one filtered listing)."""
+        params = {"filter[prospect][id]": ",".join(prospect_ids),
+                  "page[size]": str(_MAX_PAGE_SIZE), "count": "false"}
+        return list(follow_next_links(self._get_page, "phoneNumbers", params))
 
     def write_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
         """Only ``phoneType`` is compared; number and extension are the phone's identity."""

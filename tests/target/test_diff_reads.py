@@ -2,20 +2,23 @@
 
 One Degree reads the organizations index filtered to the batch's ids, Ticket Evolution the
 clients index (both embed the phones), instead of one request per parent; owners that are
-gone, and One Degree's locations and opportunities (ancestors), still diff correctly.
+gone, and One Degree's locations and opportunities (ancestors), still diff correctly. Outreach
+lists a hundred prospects' phones a request, several requests at a time.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import re
 import typing as t
 
 import pytest
 
-from crmphones.emulator import EmulatorServer
+from crmphones.emulator import EmulatorServer, Faults
 from crmphones.emulator.onedegree import OneDegreeApp
+from crmphones.emulator.outreach import OutreachApp
 from crmphones.emulator.ticketevolution import TicketEvolutionApp
 from tests.conftest import (
     DESTINATION_SECRET,
@@ -23,12 +26,14 @@ from tests.conftest import (
     SOURCE_SECRET,
     SOURCE_TOKEN,
     od_config,
+    outreach_config,
     te_config,
 )
 from tests.tap.conftest import run_tap
 from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record
 
 if t.TYPE_CHECKING:
+    import pathlib
     from collections.abc import Iterator
 
 
@@ -238,3 +243,29 @@ def test_ticketevolution_few_clients_of_a_large_account_are_read_one_list_each(
         gets = [p for p, _ in _gets(destination)]
     assert gets[0] == "/v9/clients"
     assert sorted(gets[1:]) == sorted(f"/v9/clients/{c}/phone_numbers" for c in (3, 40, 77, 598))
+
+
+# -- Outreach -----------------------------------------------------------------------------------
+
+
+def test_outreach_listings_of_a_batch_run_concurrently(target_runner: TargetRunner,
+                                                       tmp_path: pathlib.Path) -> None:
+    """A batch's owners are listed 100 prospects a request, ``max_concurrency`` requests at a
+    time (one at a time, each waits out the latency before the next), with the same plan."""
+    latency = 0.05
+    lines = [SCHEMA, *(record(parent_id=str(p), number=f"+1 202 555 {p:04d}")
+                       for p in range(1, 501))]
+    plans, gaps = {}, {}
+    for concurrency in (1, 4):
+        app = OutreachApp(records=0, parents=500, seed=2, token=DESTINATION_TOKEN)
+        with EmulatorServer(app, faults=Faults(latency_ms=latency * 1000)) as server:
+            staging = str(tmp_path / f"ledger-{concurrency}.duckdb")
+            target_runner.run(outreach_config(server, DESTINATION_TOKEN, staging_path=staging,
+                                              dry_run=True, max_concurrency=concurrency), lines)
+            listed = sorted(r.at for r in server.requests if r.path.endswith("/phoneNumbers"))
+        assert len(listed) == 5
+        gaps[concurrency] = [b - a for a, b in itertools.pairwise(listed)]
+        plans[concurrency] = ledger(staging, "SELECT seq, outcome FROM outcomes ORDER BY seq")
+    assert plans[4] == plans[1] and {o for _, o in plans[1]} == {"created"}
+    assert min(gaps[1]) >= latency * 0.9
+    assert sum(gap < latency / 2 for gap in gaps[4]) >= 3
