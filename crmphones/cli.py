@@ -6,7 +6,11 @@ import sys
 import typing as t
 
 import click
-from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaException
+from singer_sdk.exceptions import (
+    ConfigValidationError,
+    MissingKeyPropertiesError,
+    RecordsWithoutSchemaException,
+)
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from crmphones.errors import CRMPhonesError
@@ -36,9 +40,9 @@ def run_plugin(plugin: type[PluginBase]) -> t.NoReturn:
     except click.Abort:
         sys.stderr.write("Aborted.\n")
         sys.exit(1)
-    except (InvalidInputLine, RecordsWithoutSchemaException) as exc:
+    except (InvalidInputLine, RecordsWithoutSchemaException, MissingKeyPropertiesError) as exc:
         sys.stderr.write(f"{plugin.name}: error: the input breaks the Singer protocol: "
-                         f"{str(exc).splitlines()[0][:300]}\n")
+                         f"{' '.join(str(exc).split())[:300]}\n")
         sys.exit(1)
     except (CRMPhonesError, ConfigValidationError) as exc:
         details = "; ".join(getattr(exc, "errors", None) or [])
