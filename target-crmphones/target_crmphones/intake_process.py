@@ -1,0 +1,244 @@
+"""Intake on the second core: a forked process reads, parses, checks and normalizes the input.
+
+Intake (``intake.py``) is most of a record's CPU time and needs nothing of the run but the
+settings, so a child process does it while the target's own process stages, de-duplicates,
+diffs and writes the batches before. The child reads the input itself and sends the parent,
+in input order, frames on a pipe:
+
+- ``T``: intake rows of one stream, as an Arrow table (``staging.INTAKE_SCHEMA``), not yet
+  numbered: the parent numbers every record in arrival order, as it would have read them.
+- ``M``: any other line as read: SCHEMA, STATE and the rest, and a RECORD the SDK must judge
+  (its stream has no SCHEMA yet, its ``record`` is not an object or lacks a key property).
+- ``S``: a line that is not a Singer message: what to log and count.
+- ``E``: the end of the input, with the child's memory figures; ``X``: the child failed.
+
+A writer thread in the child keeps up to ``_AHEAD`` frames ready, so the child goes on while
+the parent is busy with a batch. The parent stops the child if it stops first; if the child
+dies, the parent fails the run rather than take a partial input for the whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import os
+import queue
+import resource
+import signal
+import struct
+import threading
+import traceback
+import typing as t
+
+import orjson
+import pyarrow as pa
+
+from crmphones.errors import CRMPhonesError
+from target_crmphones.staging import intake_table
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from target_crmphones.intake import Intake
+
+__all__ = ["IntakeProcess", "IntakeProcessError"]
+
+_HEADER = struct.Struct("!cI")  # frame kind, payload length
+_STREAM = struct.Struct("!H")  # length of a table frame's stream name
+_CHUNK_ROWS = 1_000  # rows per table frame: small against a batch, large against its cost
+_AHEAD = 16  # frames the child may hold ready (about 16 MB of messy records)
+_BUFFER = 1 << 20
+_PR_SET_PDEATHSIG = 1
+
+
+class IntakeProcessError(CRMPhonesError):
+    """The intake process failed or ended before the input did."""
+
+
+class IntakeProcess:
+    """A forked child doing the intake of the input on file descriptor ``fd``."""
+
+    def __init__(self, fd: int, intake: Intake) -> None:
+        """Fork the child; it reads ``fd`` from its current position to the end, and takes
+        each record in with ``intake`` (made here: a setting's error is this process's)."""
+        read_end, write_end = os.pipe()
+        parent = os.getpid()
+        # The collector would touch every object inherited, copying each page the two
+        # processes share; frozen, it leaves them alone in the child.
+        gc.freeze()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns
+            os.close(read_end)
+            _child(fd, write_end, intake, parent)
+        gc.unfreeze()
+        os.close(write_end)
+        self._frames = os.fdopen(read_end, "rb", buffering=_BUFFER)
+        #: The child's memory at its end: peak RSS and its own (unshared) pages, in KiB.
+        self.figures: dict[str, int] = {}
+
+    def frames(self) -> Iterator[tuple[bytes, bytes]]:
+        """(kind, payload) of each frame, in input order, to the end of the input."""
+        try:
+            while True:
+                header = self._frames.read(_HEADER.size)
+                if len(header) < _HEADER.size:
+                    status = self._wait()
+                    msg = f"the intake process ended before the input did ({status})"
+                    raise IntakeProcessError(msg)
+                kind, size = _HEADER.unpack(header)
+                payload = self._frames.read(size)
+                if kind == b"E":
+                    self.figures = orjson.loads(payload)
+                    self._wait()
+                    return
+                if kind == b"X":
+                    self._wait()
+                    msg = f"the intake process failed:\n{payload.decode(errors='replace')}"
+                    raise IntakeProcessError(msg)
+                yield kind, payload
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the child if it still runs (the parent stopped first) and reap it."""
+        if self.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+            self._wait()
+        self._frames.close()
+
+    def _wait(self) -> str:
+        if not self.pid:
+            return "already reaped"
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        code = os.waitstatus_to_exitcode(status)
+        return f"exit status {code}" if code >= 0 else f"killed by signal {-code}"
+
+
+def table_frame(payload: bytes) -> tuple[str, pa.Table]:
+    """A ``T`` frame's stream and table."""
+    (size,) = _STREAM.unpack_from(payload)
+    stream = payload[_STREAM.size:_STREAM.size + size].decode()
+    table = pa.ipc.open_stream(pa.py_buffer(payload)[_STREAM.size + size:]).read_all()
+    return stream, table
+
+
+def _child(fd: int, write_end: int, intake: Intake, parent: int) -> t.NoReturn:
+    """The child's whole life: intake to the end of the input, then exit without cleanup
+    (the parent's buffers and handlers are the parent's)."""
+    # The parent decides when to stop; it stops the child with SIGTERM, which must end it
+    # (the SDK's handler, inherited, would raise SystemExit in a thread that may be blocked).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _end_with_parent(parent)
+    out = os.fdopen(write_end, "wb", buffering=_BUFFER)
+    ready: queue.Queue[bytes | None] = queue.Queue(maxsize=_AHEAD)
+    writer = threading.Thread(target=_write, args=(ready, out), daemon=True)
+    writer.start()
+    code = 0
+    try:
+        _read(fd, intake, ready.put)
+        ready.put(_frame(b"E", orjson.dumps(_memory())))
+    except BaseException:  # whatever it is, the parent must hear of it
+        code = 1
+        ready.put(_frame(b"X", traceback.format_exc().encode()))
+    ready.put(None)
+    writer.join()
+    os._exit(code)
+
+
+def _end_with_parent(parent: int) -> None:
+    """On Linux, be sent SIGTERM when the parent dies (killed, it cannot stop the child), so
+    that no orphan holds the input open."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before that took effect
+        os._exit(1)
+
+
+def _write(ready: queue.Queue[bytes | None], out: t.BinaryIO) -> None:
+    """Frames to the pipe until the last; a parent that went away ends the child too.
+
+    The buffer is flushed whenever no frame is waiting: a slow tap's STATE, or a line that
+    ends the run, must reach the parent now, not when a megabyte has gathered."""
+    try:
+        while (frame := ready.get()) is not None:
+            out.write(frame)
+            if ready.empty():
+                out.flush()
+        out.flush()
+    except BrokenPipeError:
+        os._exit(1)
+
+
+def _read(fd: int, intake: Intake, send: Callable[[bytes], None]) -> None:
+    """Every line of the input, in order, as frames."""
+    key_properties: dict[str, list[str]] = {}  # of each stream with a SCHEMA so far
+    rows: list[dict[str, t.Any]] = []
+    stream = ""
+
+    def flush() -> None:
+        if rows:
+            send(_table_frame(stream, rows))
+            rows.clear()
+
+    with os.fdopen(fd, "rb", buffering=_BUFFER, closefd=False) as source:
+        for number, line in enumerate(source, start=1):
+            if not line.strip():
+                continue
+            try:
+                message = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                send(_skip_frame(number, f"not JSON ({exc.msg} at column {exc.colno})", line))
+                continue
+            if not isinstance(message, dict) or "type" not in message:
+                reason = "not a JSON object" if not isinstance(message, dict) else "no `type`"
+                send(_skip_frame(number, reason, line))
+                continue
+            record = message.get("record")
+            if (message["type"] == "RECORD" and isinstance(record, dict)
+                    and message.get("stream") in key_properties
+                    and all(key in record for key in key_properties[message["stream"]])):
+                if message["stream"] != stream:
+                    flush()
+                    stream = message["stream"]
+                rows.append(intake.normalize(0, stream, record))
+                if len(rows) >= _CHUNK_ROWS:
+                    flush()
+                continue
+            flush()  # what came before this message reaches the parent before it
+            send(_frame(b"M", line))
+            if message["type"] == "SCHEMA" and isinstance(message.get("stream"), str):
+                key_properties[message["stream"]] = list(message.get("key_properties") or [])
+        flush()
+
+
+def _frame(kind: bytes, payload: bytes) -> bytes:
+    return _HEADER.pack(kind, len(payload)) + payload
+
+
+def _table_frame(stream: str, rows: list[dict[str, t.Any]]) -> bytes:
+    table = intake_table(rows)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    name = stream.encode()
+    return _frame(b"T", _STREAM.pack(len(name)) + name + sink.getvalue().to_pybytes())
+
+
+def _skip_frame(number: int, reason: str, line: bytes) -> bytes:
+    text = line.decode(errors="replace").strip()
+    return _frame(b"S", orjson.dumps({"number": number, "reason": reason, "line": text}))
+
+
+def _memory() -> dict[str, int]:
+    """Peak RSS, and the pages this process holds alone (not shared with the parent), KiB."""
+    figures = {"peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+    with contextlib.suppress(OSError):
+        with open("/proc/self/smaps_rollup") as rollup:
+            fields = dict(line.split(":", 1) for line in rollup if ":" in line)
+        figures["private_kib"] = sum(int(fields[k].split()[0])
+                                     for k in ("Private_Clean", "Private_Dirty") if k in fields)
+    return figures
