@@ -45,7 +45,7 @@ class PhoneSink(BatchSink):
         pieces[-1].append(self.load.receive(self.stream_name, record))
 
     def process_table(self, table: pa.Table, context: dict) -> None:
-        """Hold a table of rows the intake process made (``intake_worker``), numbered here."""
+        """Hold a table of rows the intake process made (``intake_process``), numbered here."""
         context.setdefault("pieces", []).append(self.load.number(table))
 
     def process_batch(self, context: dict) -> None:
