@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import os
 import queue
 import resource
@@ -64,14 +63,10 @@ class IntakeProcess:
         each record in with ``intake`` (made here: a setting's error is this process's)."""
         read_end, write_end = os.pipe()
         parent = os.getpid()
-        # The collector would touch every object inherited, copying each page the two
-        # processes share; frozen, it leaves them alone in the child.
-        gc.freeze()
         self.pid = os.fork()
         if self.pid == 0:  # the child: never returns
             os.close(read_end)
             _child(fd, write_end, intake, parent)
-        gc.unfreeze()
         os.close(write_end)
         self._frames = os.fdopen(read_end, "rb", buffering=_BUFFER)
         #: The child's memory at its end: peak RSS and its own (unshared) pages, in KiB.
@@ -82,12 +77,12 @@ class IntakeProcess:
         try:
             while True:
                 header = self._frames.read(_HEADER.size)
-                if len(header) < _HEADER.size:
+                kind, size = _HEADER.unpack(header) if len(header) == _HEADER.size else (b"", 0)
+                payload = self._frames.read(size)
+                if not kind or len(payload) < size:  # the pipe closed before a whole frame
                     status = self._wait()
                     msg = f"the intake process ended before the input did ({status})"
                     raise IntakeProcessError(msg)
-                kind, size = _HEADER.unpack(header)
-                payload = self._frames.read(size)
                 if kind == b"E":
                     self.figures = orjson.loads(payload)
                     self._wait()
