@@ -23,7 +23,7 @@ pa.set_memory_pool(pa.system_memory_pool())
 if t.TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["INTAKE_SCHEMA", "Staging", "intake_table"]
+__all__ = ["INTAKE_COLUMNS", "INTAKE_SCHEMA", "STAGED_COLUMNS", "Staging", "intake_table"]
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS runs (
