@@ -22,6 +22,8 @@ if t.TYPE_CHECKING:
     import pyarrow as pa
     from singer_sdk.sinks import Sink
 
+    from crmphones.dialects.base import Dialect
+
 #: Settings under which the SDK changes records before the sink sees them (stream maps,
 #: flattening, metadata columns): records then take the SDK's path, in this process.
 _RECORD_CHANGING_SETTINGS = ("stream_maps", "flattening_enabled", "add_record_metadata")
@@ -93,16 +95,21 @@ class TargetCRMPhones(Target):
     ).to_dict()
 
     @cached_property
+    def dialect(self) -> Dialect:
+        """The destination account (its settings checked): one per run."""
+        return dialect_for(self.config)
+
+    @cached_property
     def intake(self) -> Intake:
         """What checks and normalizes each record (with the parent map, if any)."""
         map_path = self.config.get("parent_map_path")
-        return Intake(dialect_for(self.config), load_parent_map(map_path) if map_path else None)
+        return Intake(self.dialect, load_parent_map(map_path) if map_path else None)
 
     @cached_property
     def load(self) -> Load:
         """The run's load, opened on first use."""
         return Load(
-            dialect_for(self.config),
+            self.dialect,
             self.config.get("staging_path") or ".crmphones/staging.duckdb",
             dry_run=bool(self.config.get("dry_run")),
             parent_map=self.intake.parent_map,
@@ -136,10 +143,7 @@ class TargetCRMPhones(Target):
         sink.tally_record_read()
         sink.process_record(record, sink._get_context(record))
         sink.record_counter_metric.increment()
-        if sink.is_full:
-            self.logger.info("Target sink for '%s' is full. Current size is '%s'. Draining...",
-                             sink.stream_name, sink.current_size)
-            self.drain_one(sink)
+        self._drain_if_full(sink)
         self._handle_max_record_age()
 
     def _process_record_table(self, stream: str, table: pa.Table) -> None:
@@ -158,11 +162,15 @@ class TargetCRMPhones(Target):
             sink.tally_record_read(piece.num_rows)
             sink.process_table(piece, sink._get_context({}))
             sink.record_counter_metric.increment(piece.num_rows)
-            if sink.is_full:
-                self.logger.info("Target sink for '%s' is full. Current size is '%s'. "
-                                 "Draining...", sink.stream_name, sink.current_size)
-                self.drain_one(sink)
+            self._drain_if_full(sink)
         self._handle_max_record_age()
+
+    def _drain_if_full(self, sink: PhoneSink) -> None:
+        """Write a full batch now, as the SDK does after each record."""
+        if sink.is_full:
+            self.logger.info("Target sink for '%s' is full. Current size is '%s'. Draining...",
+                             sink.stream_name, sink.current_size)
+            self.drain_one(sink)
 
     def _note_identity_sink(self, stream: t.Any) -> None:
         """Remember a stream whose records the SDK would pass through unchanged."""
