@@ -22,6 +22,8 @@ def follow_next_links(
     get_page: Callable[[str, t.Any], dict[str, t.Any]],
     path: str,
     params: t.Any,
+    *,
+    ahead: bool = True,
 ) -> Iterator[dict[str, t.Any]]:
     """Yield ``data`` items across pages linked by ``links.next`` (JSON:API cursors).
 
@@ -34,11 +36,16 @@ def follow_next_links(
     about one round trip per page, neither a round trip plus the caller's work, nor the hop
     through the caller's thread to send the next request. Items, their order and errors are
     those of a plain loop; a caller that stops early leaves at most two pages fetched for
-    nothing.
+    nothing. ``ahead=False`` is that plain loop, for a caller that already runs its walks
+    several at a time (mostly of one page each: a thread apiece would only cost).
 
     Raises:
         FatalRequestError: when a next link repeats (a server bug that would loop forever).
     """
+    if not ahead:
+        for page in _pages(get_page, path, params):
+            yield from page.get("data") or []
+        return
     pages: queue.Queue[t.Any] = queue.Queue(maxsize=1)
     stopped = threading.Event()
 
@@ -53,19 +60,10 @@ def follow_next_links(
         return False
 
     def walk() -> None:
-        seen: set[str] = set()
-        url, query = path, params
         try:
-            while True:
-                page = get_page(url, query)
-                next_url = (page.get("links") or {}).get("next")
-                if not hand_over(page) or not next_url:
-                    break
-                if next_url in seen:
-                    msg = "Loop detected in pagination: the API repeated a next link"
-                    raise FatalRequestError(msg)
-                seen.add(next_url)
-                url, query = next_url, None
+            for page in _pages(get_page, path, params):
+                if not hand_over(page):
+                    return
         except BaseException as exc:  # raised again on the caller's thread
             hand_over(exc)
             return
@@ -79,3 +77,21 @@ def follow_next_links(
             yield from item.get("data") or []
     finally:
         stopped.set()
+
+
+def _pages(get_page: GetPage, path: str, params: t.Any) -> Iterator[dict[str, t.Any]]:
+    """Each page, asked for once the one before has arrived; a repeated next link ends the
+    walk with an error (a server bug that would loop forever)."""
+    seen: set[str] = set()
+    url, query = path, params
+    while True:
+        page = get_page(url, query)
+        yield page
+        next_url = (page.get("links") or {}).get("next")
+        if not next_url:
+            return
+        if next_url in seen:
+            msg = "Loop detected in pagination: the API repeated a next link"
+            raise FatalRequestError(msg)
+        seen.add(next_url)
+        url, query = next_url, None

@@ -30,11 +30,14 @@ if t.TYPE_CHECKING:
 
     from crmphones.records import PhoneRecord
 
-__all__ = ["Outreach"]
+__all__ = ["OWNERS_PER_LISTING", "Outreach"]
 
 _MEDIA_TYPE = "application/vnd.api+json"
 _MAX_PAGE_SIZE = 1000  # §5, per third parties
-_OWNERS_PER_LISTING = 100  # prospect ids per filter[prospect][id] list, to keep URLs short
+#: Prospect ids per ``filter[prospect][id]`` listing: a request per 250 owners, not per 100,
+#: in a budget of 10,000 requests an hour; the URL stays under 4 KB with ids of 10 digits
+#: (servers commonly accept 8 KB).
+OWNERS_PER_LISTING = 250
 
 PROSPECT_SCHEMA = th.PropertiesList(
     th.Property("id", th.StringType, required=True),
@@ -129,10 +132,10 @@ class Outreach(Dialect):
     # -- write ------------------------------------------------------------------------
 
     def current_phones(self, owners: Sequence[Owner]) -> Iterator[PhoneRecord]:
-        """List the prospects' numbers, a hundred prospects per filtered listing; the
-        listings run ``max_concurrency`` at a time."""
+        """List the prospects' numbers, ``OWNERS_PER_LISTING`` prospects per filtered
+        listing; the listings run ``max_concurrency`` at a time."""
         ids = sorted({o.parent_id for o in owners}, key=lambda i: (len(i), i))
-        chunks = [ids[i:i + _OWNERS_PER_LISTING] for i in range(0, len(ids), _OWNERS_PER_LISTING)]
+        chunks = [ids[i:i + OWNERS_PER_LISTING] for i in range(0, len(ids), OWNERS_PER_LISTING)]
         for listing in ordered_map(self._listed_phones, chunks, self.concurrency):
             yield from (self.to_phone_record(resource) for resource in listing)
 
@@ -140,7 +143,8 @@ class Outreach(Dialect):
         """Every phone number of these prospects (all pages of one filtered listing)."""
         params = {"filter[prospect][id]": ",".join(prospect_ids),
                   "page[size]": str(_MAX_PAGE_SIZE), "count": "false"}
-        return list(follow_next_links(self._get_page, "phoneNumbers", params))
+        # Fetched on this (pool) thread: listings already run several at a time.
+        return list(follow_next_links(self._get_page, "phoneNumbers", params, ahead=False))
 
     def write_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
         """Only ``phoneType`` is compared; number and extension are the phone's identity."""

@@ -60,8 +60,10 @@ def test_the_walk_overlaps_the_callers_work_and_keeps_every_item_in_order(
     assert elapsed < 0.8 * sequential, f"{elapsed:.2f}s: pages were not fetched ahead"
 
 
-def test_a_repeated_next_link_still_stops_the_walk_after_its_page() -> None:
-    """The loop guard holds with the fetch ahead: the items before the repeat, then an error."""
+@pytest.mark.parametrize("ahead", [True, False])
+def test_a_repeated_next_link_still_stops_the_walk_after_its_page(ahead: bool) -> None:
+    """The loop guard holds, with the fetch ahead or without: the items before the repeat,
+    then an error."""
     pages = {
         "first": {"data": [1, 2], "links": {"next": "https://api/second"}},
         "https://api/second": {"data": [3], "links": {"next": "https://api/third"}},
@@ -75,7 +77,7 @@ def test_a_repeated_next_link_still_stops_the_walk_after_its_page() -> None:
 
     got: list[int] = []
     with pytest.raises(FatalRequestError, match="Loop detected"):
-        got.extend(follow_next_links(get_page, "first", None))
+        got.extend(follow_next_links(get_page, "first", None, ahead=ahead))
     assert got == [1, 2, 3, 4]
     assert asked == ["first", "https://api/second", "https://api/third"], "no page fetched twice"
 
@@ -99,3 +101,23 @@ def test_a_caller_that_stops_early_leaves_at_most_two_pages_fetched_and_no_threa
         assert time.monotonic() < deadline, "the walking thread outlived its caller"
         time.sleep(0.02)
     assert asked == [1, 2, 3]
+
+
+def test_the_plain_walk_asks_for_a_page_only_when_the_caller_needs_it() -> None:
+    """``ahead=False`` (walks already run several at a time): no thread of its own, and each
+    next page is fetched on the caller's thread once the one before is used up."""
+    asked: list[tuple[int, str]] = []
+
+    def get_page(url: str, _params: t.Any) -> dict[str, t.Any]:
+        n = int(url.rsplit("/", 1)[-1])
+        asked.append((n, threading.current_thread().name))
+        return {"data": [n], "links": {"next": f"https://api/{n + 1}"}}  # never ends
+
+    walk = follow_next_links(get_page, "https://api/1", None, ahead=False)
+    assert next(walk) == 1
+    time.sleep(0.1)
+    assert asked == [(1, threading.current_thread().name)]
+    assert next(walk) == 2
+    walk.close()
+    assert [n for n, _ in asked] == [1, 2]
+    assert {name for _, name in asked} == {threading.current_thread().name}

@@ -3,7 +3,7 @@
 One Degree reads the organizations index filtered to the batch's ids, Ticket Evolution the
 clients index (both embed the phones), instead of one request per parent; owners that are
 gone, and One Degree's locations and opportunities (ancestors), still diff correctly. Outreach
-lists a hundred prospects' phones a request, several requests at a time.
+lists 250 prospects' phones a request, several requests at a time.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import typing as t
 
 import pytest
 
+from crmphones.dialects.outreach import OWNERS_PER_LISTING
 from crmphones.emulator import EmulatorServer, Faults
 from crmphones.emulator.onedegree import OneDegreeApp
 from crmphones.emulator.outreach import OutreachApp
@@ -250,14 +251,16 @@ def test_ticketevolution_few_clients_of_a_large_account_are_read_one_list_each(
 
 def test_outreach_listings_of_a_batch_run_concurrently(target_runner: TargetRunner,
                                                        tmp_path: pathlib.Path) -> None:
-    """A batch's owners are listed 100 prospects a request, ``max_concurrency`` requests at a
-    time (one at a time, each waits out the latency before the next), with the same plan."""
+    """A batch's owners are listed ``OWNERS_PER_LISTING`` prospects a request,
+    ``max_concurrency`` requests at a time (one at a time, each waits out the latency before
+    the next), with the same plan."""
     latency = 0.05
+    parents = 5 * OWNERS_PER_LISTING
     lines = [SCHEMA, *(record(parent_id=str(p), number=f"+1 202 555 {p:04d}")
-                       for p in range(1, 501))]
+                       for p in range(1, parents + 1))]
     plans, gaps = {}, {}
     for concurrency in (1, 4):
-        app = OutreachApp(records=0, parents=500, seed=2, token=DESTINATION_TOKEN)
+        app = OutreachApp(records=0, parents=parents, seed=2, token=DESTINATION_TOKEN)
         with EmulatorServer(app, faults=Faults(latency_ms=latency * 1000)) as server:
             staging = str(tmp_path / f"ledger-{concurrency}.duckdb")
             target_runner.run(outreach_config(server, DESTINATION_TOKEN, staging_path=staging,
