@@ -5,9 +5,9 @@ against an emulated account, plan: everything but the writes) with each normaliz
 target-jsonl 0.1.4 (it pins jsonschema 2.6, so it gets a venv of its own under
 ``.bench/``) reads the same file. Each figure is one run from start to end, timed and with its
 peak RSS from ``wait4``; the target's intake process (a second, forked process, on by default)
-is counted too: the memory it holds alone, which it logs at its end, is added to the target's
-peak, so "in all" is what the two processes hold together. With ``intake_process: false`` the
-target runs as one process. Run: ``python -m benchmarks.cpu --records 1000000``.
+is counted too: every 50 ms the target's RSS and the pages its intake process holds alone (not
+shared with the target) are summed, and "in all" is the most they held together (at least the
+target's own peak). With ``intake_process: false`` the target runs as one process. Run: ``python -m benchmarks.cpu --records 1000000``.
 """
 
 from __future__ import annotations
@@ -69,20 +69,68 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def measure(command: list[str], stdin: pathlib.Path, cwd: str) -> tuple[float, float, str]:
-    """Run one process on the file: (seconds, peak RSS in MiB, what it logged)."""
+class Held(t.NamedTuple):
+    """One run's figures."""
+
+    seconds: float
+    #: The command's own peak RSS (exact, from ``wait4``), MiB.
+    peak_rss: float
+    #: The most its children (the intake process) held alone at once, MiB (sampled).
+    children_own: float
+    #: The most the command and its children held together at once, MiB: the command's RSS
+    #: plus its children's private pages, sampled; at least ``peak_rss``.
+    together: float
+    log: str
+
+
+def measure(command: list[str], stdin: pathlib.Path, cwd: str) -> Held:
+    """Run one process on the file, sampling what it and its children hold every 50 ms.
+
+    A forked child shares most of its pages with its parent: its private pages are what it
+    adds. The peaks of the two need not coincide, so they are summed sample by sample.
+    """
     log = pathlib.Path(cwd, "stderr.log")
     started = time.perf_counter()
+    children_own = together = 0.0
     with stdin.open("rb") as source, open(os.devnull, "wb") as sink, log.open("wb") as errors:
-        returncode = subprocess.call([sys.executable, "-S", "-c", _LAUNCHER, *command],
-                                     stdin=source, stdout=sink, stderr=errors, cwd=cwd)
+        launcher = subprocess.Popen([sys.executable, "-S", "-c", _LAUNCHER, *command],
+                                    stdin=source, stdout=sink, stderr=errors, cwd=cwd)
+        while launcher.poll() is None:
+            for pid in _children(launcher.pid):  # the command
+                kids = sum(_kib(f"/proc/{kid}/smaps_rollup", "Private_Clean", "Private_Dirty")
+                           for kid in _children(pid))
+                children_own = max(children_own, kids / 1024)
+                together = max(together, (_kib(f"/proc/{pid}/status", "VmRSS") + kids) / 1024)
+            time.sleep(0.05)
     seconds = time.perf_counter() - started
     text = log.read_text(errors="replace")
-    if returncode:
-        msg = f"{command[0]} failed ({returncode}):\n{text[-2000:]}"
+    if launcher.returncode:
+        msg = f"{command[0]} failed ({launcher.returncode}):\n{text[-2000:]}"
         raise RuntimeError(msg)
-    peak_kib = int(text.rsplit("peak-rss-kib ", 1)[1].split()[0])
-    return seconds, peak_kib / 1024, text  # Linux reports KiB
+    peak = int(text.rsplit("peak-rss-kib ", 1)[1].split()[0]) / 1024  # Linux reports KiB
+    return Held(seconds, peak, children_own, max(together, peak), text)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as listing:
+            return [int(child) for child in listing.read().split()]
+    except OSError:  # it has just ended
+        return []
+
+
+def _kib(path: str, *fields: str) -> int:
+    """The sum of these fields of a /proc file (kB), 0 once the process has ended."""
+    total = 0
+    try:
+        with open(path) as figures:
+            for line in figures:
+                name, _, value = line.partition(":")
+                if name in fields:
+                    total += int(value.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return total
 
 
 #: What the target logs of its intake process at the end of the input.
@@ -90,9 +138,8 @@ _INTAKE_FIGURES = re.compile(r"intake process: peak RSS (\d+) MiB, (\d+) MiB of 
 
 
 def crmphones_dry_run(path: pathlib.Path, server_url: str, backend: str, *,
-                      intake_process: bool = True) -> tuple[float, float, float]:
-    """target-crmphones in dry run on the file, against the emulated account: seconds, peak
-    RSS, and the MiB its intake process held alone (0 without one)."""
+                      intake_process: bool = True) -> Held:
+    """target-crmphones in dry run on the file, against the emulated account."""
     with tempfile.TemporaryDirectory() as work:
         # The run report is on (under `work`), as by default: its end-of-run queries count.
         config = {"provider": "outreach", "api_url": f"{server_url}/api/v2", "access_token": TOKEN,
@@ -100,22 +147,20 @@ def crmphones_dry_run(path: pathlib.Path, server_url: str, backend: str, *,
                   "staging_path": os.path.join(work, "ledger.duckdb")}
         config_path = os.path.join(work, "config.json")
         pathlib.Path(config_path).write_text(json.dumps(config))
-        seconds, rss, log = measure(
+        held = measure(
             [sys.executable, "-m", "target_crmphones", "--config", config_path], path, work)
-    figures = _INTAKE_FIGURES.search(log)
-    if intake_process and figures is None:
+    if intake_process and _INTAKE_FIGURES.search(held.log) is None:
         msg = "the target ran without its intake process"
         raise RuntimeError(msg)
-    return seconds, rss, float(figures.group(2)) if figures else 0.0
+    return held
 
 
-def jsonl_run(path: pathlib.Path) -> tuple[float, float, float]:
+def jsonl_run(path: pathlib.Path) -> Held:
     """target-jsonl on the file."""
     with tempfile.TemporaryDirectory() as work:
         config_path = os.path.join(work, "config.json")
         pathlib.Path(config_path).write_text(json.dumps({"destination_path": work}))
-        seconds, rss, _ = measure([str(target_jsonl()), "--config", config_path], path, work)
-        return seconds, rss, 0.0
+        return measure([str(target_jsonl()), "--config", config_path], path, work)
 
 
 #: The target's runs: tool label, normalizer, whether the intake process is on.
@@ -139,11 +184,13 @@ def cpu_path(records: int, small: int) -> list[dict[str, t.Any]]:
             runs += [(tool, backend, lambda p=path, b=backend, i=intake: crmphones_dry_run(
                 p, server.url, b, intake_process=i)) for tool, backend, intake in _TARGET_RUNS]
             for tool, backend, run in runs:
-                seconds, rss, intake_own = run()
+                held = run()
                 rows.append({"tool": tool, "backend": backend, "records": count,
-                             "seconds": round(seconds, 1), "per_second": round(count / seconds),
-                             "peak_rss_mib": round(rss), "intake_own_mib": round(intake_own),
-                             "in_all_mib": round(rss + intake_own)})
+                             "seconds": round(held.seconds, 1),
+                             "per_second": round(count / held.seconds),
+                             "peak_rss_mib": round(held.peak_rss),
+                             "intake_own_mib": round(held.children_own),
+                             "in_all_mib": round(held.together)})
                 print_row(rows[-1])
     return rows
 
