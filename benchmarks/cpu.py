@@ -7,7 +7,8 @@ target-jsonl 0.1.4 (it pins jsonschema 2.6, so it gets a venv of its own under
 peak RSS from ``wait4``; the target's intake process (a second, forked process, on by default)
 is counted too: every 50 ms the target's RSS and the pages its intake process holds alone (not
 shared with the target) are summed, and "in all" is the most they held together (at least the
-target's own peak). With ``intake_process: false`` the target runs as one process. Run: ``python -m benchmarks.cpu --records 1000000``.
+target's own peak). With ``intake_process: false`` the target runs as one process.
+Run: ``python -m benchmarks.cpu --records 1000000``.
 """
 
 from __future__ import annotations

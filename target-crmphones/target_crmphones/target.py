@@ -88,8 +88,8 @@ class TargetCRMPhones(Target):
         th.Property(
             "intake_process", th.BooleanType, default=True,
             description="On Linux, read, check and normalize standard input's records in a "
-            "second process (forked), beside the one that stages, diffs and writes: about 1.5x "
-            "the throughput on two cores, for about 35 MiB more memory in all. Off, elsewhere, "
+            "second process (forked), beside the one that stages, diffs and writes: 1.6-1.8x "
+            "the throughput on two cores, for a few MiB more memory in all. Off, elsewhere, "
             "or with stream maps, flattening, record metadata or `--input`: one process.",
         ),
     ).to_dict()
