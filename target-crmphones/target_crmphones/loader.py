@@ -48,7 +48,7 @@ class Load:
     """The state of one target run against one destination account."""
 
     def __init__(self, dialect: Dialect, staging_path: str, *, dry_run: bool,
-                 parent_map: dict[str, str] | None = None, report_dir: str | None = None,
+                 intake: Intake | None = None, report_dir: str | None = None,
                  progress_seconds: float = _PROGRESS_SECONDS) -> None:
         """Open the ledger and register the run.
 
@@ -56,7 +56,8 @@ class Load:
             dialect: The destination account.
             staging_path: The DuckDB ledger file.
             dry_run: Plan and record, send nothing.
-            parent_map: Source parent id -> destination parent id, for migrations.
+            intake: What checks and normalizes records (with the parent map of a migration);
+                by default one for ``dialect`` without a parent map.
             report_dir: Where the run report files go (None: log only).
             progress_seconds: Least time between two progress lines.
         """
@@ -69,11 +70,10 @@ class Load:
         self._received = 0
         self._writes_left = 0
         self.dry_run = dry_run
-        self.parent_map = parent_map
         self.run_id = uuid.uuid4().hex
         self.staging = Staging(staging_path, self.run_id)
         self.staging.start_run(dialect.name, dry_run=dry_run)
-        self.intake = Intake(dialect, parent_map)
+        self.intake = intake or Intake(dialect, None)
         self.records_seen = 0
         #: Input lines the reader could not take as Singer messages, by kind (set at the end).
         self.skipped_lines: dict[str, int] = {}

@@ -112,7 +112,7 @@ class TargetCRMPhones(Target):
             self.dialect,
             self.config.get("staging_path") or ".crmphones/staging.duckdb",
             dry_run=bool(self.config.get("dry_run")),
-            parent_map=self.intake.parent_map,
+            intake=self.intake,
             report_dir=self.config.get("report_dir", ".crmphones/reports") or None,
             progress_seconds=float(self.config.get("progress_seconds", 10)),
         )

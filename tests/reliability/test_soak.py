@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+from benchmarks.cpu import held_kib
 from crmphones.emulator import Faults
 from tests.reliability.conftest import DESTINATIONS, serve, singer_input
 
@@ -28,15 +29,7 @@ CONCURRENCY = 8  # connections in flight at once: the pool may hold one each
 
 def _rss_kib(pid: int) -> int:
     """The target's resident memory, with what its intake process holds alone."""
-    rss = 0
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            rss = int(line.split()[1])
-    for child in pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        for line in pathlib.Path(f"/proc/{child}/smaps_rollup").read_text().splitlines():
-            if line.startswith(("Private_Clean:", "Private_Dirty:")):
-                rss += int(line.split()[1])
-    return rss
+    return sum(held_kib(pid))
 
 
 def _sockets(pid: int) -> int:
