@@ -242,8 +242,8 @@ class EmulatorServer:
 def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as real APIs and httpx pools expect
-        # Headers and body go out in two writes: with Nagle on, each response waits ~40 ms
-        # for the client's delayed ACK.
+        # An answer must leave at once: with Nagle on, a small write behind unacknowledged
+        # data waits ~40 ms for the client's delayed ACK.
         disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: t.Any) -> None:
@@ -266,11 +266,12 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             )
             if request.path.startswith(ADMIN_PREFIX):
                 answer = server.admin(request)
-                self._send(answer, answer.encode())
+                self.wfile.write(self._message(answer, answer.encode()))
                 return
             # The latency is the API's answer time, its own work included (reading the request,
-            # the answer, its encoding): the work is done on arrival and the answer waits out
-            # the rest, so a slow emulator adds nothing.
+            # the answer, its encoding, its log entry): the work is done on arrival and the
+            # answer, ready to the last byte, waits out the rest in one write, so a slow
+            # emulator adds nothing to it.
             answer_at = self.arrived + server.faults.delay()
             entry = LoggedRequest(request.method, request.path, request.raw_query, time.time())
             response = server.faults.error()
@@ -283,29 +284,30 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             entry.status = response.status
             if request.method in ("POST", "PUT", "PATCH"):
                 entry.body = request.body.decode(errors="replace")
-            payload = response.encode()
+            message = self._message(response, response.encode())
+            if response.status < 300 and server.faults.dropped():
+                entry.fault = "dropped"
+                message = b""
+            server.log(entry)
             wait = answer_at - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            if response.status < 300 and server.faults.dropped():
-                entry.fault = "dropped"
-                server.log(entry)
+            if not message:
                 self.close_connection = True  # the work is done, the answer never arrives
                 return
-            server.log(entry)
-            self._send(response, payload)
+            self.wfile.write(message)
 
-        def _send(self, response: Response, payload: bytes) -> None:
-            """Send an answer whose body was encoded beforehand (inside the latency)."""
-            self.send_response(response.status)
+        def _message(self, response: Response, payload: bytes) -> bytes:
+            """The whole answer, status line to body, for one write."""
+            phrase = self.responses.get(response.status, ("",))[0]
+            head = [f"{self.protocol_version} {response.status} {phrase}",
+                    f"Server: {self.version_string()}", f"Date: {self.date_time_string()}"]
             if payload:
-                self.send_header("Content-Type", response.content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            if payload and self.command != "HEAD":
-                self.wfile.write(payload)
+                head.append(f"Content-Type: {response.content_type}")
+            head.append(f"Content-Length: {len(payload)}")
+            head += [f"{name}: {value}" for name, value in response.headers.items()]
+            body = payload if self.command != "HEAD" else b""
+            return "\r\n".join([*head, "", ""]).encode("latin-1") + body
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve  # noqa: N815
 
