@@ -83,3 +83,26 @@ def test_report_queries_keep_to_their_run(tmp_path: pathlib.Path) -> None:
         ("created", "2", "why 1"), ("created", "3", "why 2"), ("rejected", "2", "why 7"),
         ("rejected", "1", "why 9"), ("updated", "3", "why 5")]
     assert json.loads(sample[-1]["changes"]) == {"phoneType": "work"}
+
+
+def test_refusals_are_those_of_earlier_runs_gathered_at_the_start(tmp_path: pathlib.Path) -> None:
+    """An input refused with a 4xx in earlier runs is found by its fingerprint, with the latest
+    words and the number of runs; other rejects, and this run's own, are not refusals."""
+    path = str(tmp_path / "ledger.duckdb")
+    for run, detail in (("a", "HTTP 422: old words"), ("b", "HTTP 422: new words")):
+        earlier = Staging(path, run * 32)
+        earlier.start_run("outreach", dry_run=False)
+        earlier.stage(_rows((1, 2)))  # fingerprints f1, f2
+        earlier.record_outcomes([(1, "rejected", None, None, detail),
+                                 (2, "rejected", None, None, "transient: timed out")])
+        earlier.close()
+    ledger = Staging(path, "c" * 32)
+    ledger.start_run("outreach", dry_run=False)
+    ledger.stage(_rows((3,)))
+    ledger.record_outcomes([(3, "rejected", None, None, "HTTP 422: this run")])
+    assert ledger.refused_before(["f1", "f2", "f3", "f9"]) == {"f1": ("HTTP 422: new words", 2)}
+    ledger.close()
+    fresh = Staging(str(tmp_path / "fresh.duckdb"), "d" * 32)
+    fresh.start_run("outreach", dry_run=False)
+    assert fresh.refused_before(["f1"]) == {}
+    fresh.close()
