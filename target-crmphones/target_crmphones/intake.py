@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import typing as t
 
 import orjson
@@ -114,12 +115,24 @@ def record_text(record: t.Any) -> str:
     """The record as canonical JSON (sorted keys): what is staged and fingerprinted.
 
     orjson is about 10x ``json.dumps``; what it refuses (integers past 64 bits, lone
-    surrogates) is written by ``json`` instead.
+    surrogates) is written by ``json`` instead, with NaN and infinities as null, as orjson
+    writes them: the text is staged as JSON unchecked, so it must be JSON.
     """
     try:
         return orjson.dumps(record, option=_SORTED, default=str).decode()
     except (orjson.JSONEncodeError, TypeError):
-        return json.dumps(record, default=str, sort_keys=True)
+        return json.dumps(_finite(record), default=str, sort_keys=True, allow_nan=False)
+
+
+def _finite(value: t.Any) -> t.Any:
+    """``value`` with every float that is not finite as None (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _text(record: dict[str, t.Any], name: str) -> str | None:

@@ -9,6 +9,7 @@ import typing as t
 import pytest
 
 from target_crmphones import staging as staging_module
+from target_crmphones.intake import record_text
 from target_crmphones.staging import INTAKE_COLUMNS, Staging, intake_table
 
 if t.TYPE_CHECKING:
@@ -106,3 +107,17 @@ def test_refusals_are_those_of_earlier_runs_gathered_at_the_start(tmp_path: path
     fresh.start_run("outreach", dry_run=False)
     assert fresh.refused_before(["f1"]) == {}
     fresh.close()
+
+
+def test_staged_records_are_json_even_when_orjson_refuses_them(tmp_path: pathlib.Path) -> None:
+    """DuckDB takes the `record` text as JSON without checking it: a record orjson refuses
+    (an integer past 64 bits) is still written as JSON, its NaN and infinities as null."""
+    text = record_text({"big": 2**70, "nan": float("nan"), "deep": [{"inf": float("-inf")}]})
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(name)) == {
+        "big": 2**70, "nan": None, "deep": [{"inf": None}]}
+    ledger = Staging(str(tmp_path / "ledger.duckdb"), "a" * 32)
+    rows = [dict.fromkeys(INTAKE_COLUMNS, None) | {"seq": 1, "stream": "phones", "record": text}]
+    ledger.stage(intake_table(rows))
+    assert ledger.connection.execute(
+        "SELECT json_valid(record), record->>'$.nan' FROM staged").fetchall() == [(True, None)]
+    ledger.close()
