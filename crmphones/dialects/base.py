@@ -46,7 +46,9 @@ class Owner(t.NamedTuple):
     @classmethod
     def of(cls, phone: PhoneRecord) -> Owner:
         """The owner of a phone record."""
-        return cls(phone.parent_type, phone.parent_id, tuple(sorted(phone.ancestors.items())))
+        ancestors = phone.ancestors
+        return cls(phone.parent_type, phone.parent_id,
+                   tuple(sorted(ancestors.items())) if ancestors else ())
 
     def ancestor(self, kind: str) -> str | None:
         """The id of the ancestor of that kind, if any."""
