@@ -33,7 +33,7 @@ from crmphones.errors import ConfigError
 if t.TYPE_CHECKING:
     import types
 
-__all__ = ["BACKENDS", "PHONE_TYPES", "NormalizedNumber", "canonical_phone_type", "normalize",
+__all__ = ["BACKENDS", "PHONE_TYPES", "NormalizedNumber", "backend", "canonical_phone_type", "normalize",
            "use_backend"]
 
 #: ``phone_normalizer`` values: the module each one imports.
@@ -80,6 +80,11 @@ class NormalizedNumber:
 # could be work or home, so the label decides.
 _LINE_TYPES = {phonenumbers.PhoneNumberType.MOBILE: "mobile",
                phonenumbers.PhoneNumberType.VOIP: "voip"}
+
+
+def backend() -> str:
+    """The normalization backend this process uses: ``phonenumbers`` or ``rphonenumbers``."""
+    return _lib.__name__
 
 
 def use_backend(name: str | None) -> None:

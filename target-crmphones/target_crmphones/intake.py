@@ -14,6 +14,7 @@ import math
 import typing as t
 
 import orjson
+import pyarrow as pa
 
 from crmphones.dialects.base import is_integer_id
 from crmphones.phones import PHONE_TYPES, canonical_phone_type, normalize
@@ -46,8 +47,13 @@ class Intake:
         """One staged row per record, in order."""
         return [self.normalize(seq, stream, record) for seq, stream, record in batch]
 
-    def normalize(self, seq: int, stream: str, record: dict[str, t.Any]) -> dict[str, t.Any]:
-        """Check and normalize one input record into a staged row (with a reason if rejected)."""
+    def normalize(self, seq: int, stream: str, record: dict[str, t.Any], *, number: bool = True
+                  ) -> dict[str, t.Any]:
+        """Check and normalize one input record into a staged row (with a reason if rejected).
+
+        With ``number=False`` the phone number is left as read, for ``finish_numbers`` to
+        normalize in another process: the row is then the same as if it had been done here.
+        """
         text = record_text(record)
         row: dict[str, t.Any] = dict.fromkeys(_FIELDS)
         row.update(seq=seq, stream=stream, record=text,
@@ -58,12 +64,36 @@ class Intake:
         except ValueError as exc:
             row["reject_reason"] = str(exc)
             return row
-        number = normalize(row["e164"] or row["number"], row["extension"],
-                           region_hint=row["region"], default_region=self.dialect.default_region)
-        row.update(e164=number.e164, extension=number.extension, region=number.region)
-        if not number.is_valid:
-            row["reject_reason"] = number.reason
+        if number:
+            row.update(self._number(row["e164"], row["number"], row["extension"], row["region"]))
         return row
+
+    def finish_numbers(self, table: pa.Table) -> pa.Table:
+        """Normalize the numbers of a table of rows made with ``normalize(number=False)``."""
+        columns = {name: table[name].to_pylist()
+                   for name in ("e164", "number", "extension", "region", "reject_reason")}
+        done = {name: list(values) for name, values in columns.items()}
+        for index, rejected in enumerate(columns["reject_reason"]):
+            if rejected is None:
+                fields = self._number(columns["e164"][index], columns["number"][index],
+                                      columns["extension"][index], columns["region"][index])
+                for name, value in fields.items():
+                    done[name][index] = value
+        for name in ("e164", "extension", "region", "reject_reason"):
+            table = table.set_column(table.schema.get_field_index(name), name,
+                                     pa.array(done[name], pa.string()))
+        return table
+
+    def _number(self, e164: str | None, number: str | None, extension: str | None,
+                region: str | None) -> dict[str, t.Any]:
+        """The normalized number's fields of a row, and its reason when it is not valid."""
+        normalized = normalize(e164 or number, extension, region_hint=region,
+                               default_region=self.dialect.default_region)
+        fields = {"e164": normalized.e164, "extension": normalized.extension,
+                  "region": normalized.region}
+        if not normalized.is_valid:
+            fields["reject_reason"] = normalized.reason
+        return fields
 
     def _read_fields(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
         """The canonical fields the target needs, type-checked; ValueError says what is wrong."""

@@ -7,6 +7,10 @@ in input order, frames on a pipe:
 
 - ``T``: intake rows of one stream, as an Arrow table (``staging.INTAKE_SCHEMA``), not yet
   numbered: the parent numbers every record in arrival order, as it would have read them.
+- ``U``: the same, but with the phone numbers as read: the parent normalizes them
+  (``Intake.finish_numbers``). The child sends these when the parent is waiting for tables
+  (none is queued): with phonenumbers, parsing numbers is most of the child's work, and the
+  parent, faster then, takes a share of it on the other core.
 - ``M``: any other line as read: SCHEMA, STATE and the rest, and a RECORD the SDK must judge
   (its stream has no SCHEMA yet, its ``record`` is not an object or lacks a key property).
 - ``S``: a line that is not a Singer message: what to log and count.
@@ -34,6 +38,7 @@ import orjson
 import pyarrow as pa
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
+from crmphones import phones
 from crmphones.errors import CRMPhonesError
 from target_crmphones.staging import intake_table
 
@@ -51,6 +56,10 @@ _CHUNK_ROWS = 1_000  # rows per table frame: small against a batch, large agains
 # works on a batch of 10,000 rows, the child (the slower side with phonenumbers) makes 6-7
 # frames; 16 held 5 MiB more at 1,000,000 records.
 _AHEAD = 8
+# With phonenumbers, a table begun while fewer frames than this are ready leaves its numbers to
+# the parent: it is then waiting, or about to (at 200,000 records: 11.4-12 s with none left,
+# 10-11 s with 2-4; about 90 of the 200 tables are then left).
+_LEFT_BELOW = 3
 _BUFFER = 1 << 20
 _PR_SET_PDEATHSIG = 1
 _M_MMAP_THRESHOLD = -3  # mallopt(3)
@@ -119,7 +128,7 @@ class IntakeProcess:
 
 
 def table_frame(payload: bytes) -> tuple[str, pa.Table]:
-    """A ``T`` frame's stream and table."""
+    """A ``T`` or ``U`` frame's stream and table."""
     (size,) = _STREAM.unpack_from(payload)
     stream = payload[_STREAM.size:_STREAM.size + size].decode()
     table = pa.ipc.open_stream(pa.py_buffer(payload)[_STREAM.size + size:]).read_all()
@@ -141,8 +150,12 @@ def _child(fd: int, write_end: int, intake: Intake, parent: int) -> t.NoReturn:
     writer.start()
     code = 0
     try:
-        _read(fd, intake, ready.put)
-        ready.put(_frame(b"E", orjson.dumps(_memory())))
+        # rphonenumbers takes 4 us a number, and the parent is then the slower side: only
+        # phonenumbers' numbers (30 us and more) are worth handing over.
+        shares = phones.backend() == "phonenumbers"
+        tables = _read(fd, intake, ready.put,
+                       waiting=lambda: shares and ready.qsize() < _LEFT_BELOW)
+        ready.put(_frame(b"E", orjson.dumps({**_memory(), **tables})))
     except BaseException:  # whatever it is, the parent must hear of it
         code = 1
         ready.put(_frame(b"X", traceback.format_exc().encode()))
@@ -186,16 +199,23 @@ def _write(ready: queue.Queue[bytes | None], out: t.BinaryIO) -> None:
         os._exit(1)
 
 
-def _read(fd: int, intake: Intake, send: Callable[[bytes], None]) -> None:
-    """Every line of the input, in order, as frames."""
+def _read(fd: int, intake: Intake, send: Callable[[bytes], None],
+          waiting: Callable[[], bool] = lambda: False) -> dict[str, int]:
+    """Every line of the input, in order, as frames; a table begun while ``waiting()`` (the
+    parent waits for tables) leaves its numbers to the parent. Returns the count of tables
+    sent, and of those that left their numbers."""
     key_properties: dict[str, list[str]] = {}  # of each stream with a SCHEMA so far
     rows: list[dict[str, t.Any]] = []
     stream = ""
+    numbers_left = False  # whether the table being made leaves its numbers to the parent
+    tables = {"tables": 0, "tables_numbers_left": 0}
 
     def flush() -> None:
         if rows:
-            send(_table_frame(stream, rows))
+            send(_table_frame(b"U" if numbers_left else b"T", stream, rows))
             rows.clear()
+            tables["tables"] += 1
+            tables["tables_numbers_left"] += numbers_left
 
     with os.fdopen(fd, "rb", buffering=_BUFFER, closefd=False) as source:
         for number, line in enumerate(source, start=1):
@@ -213,7 +233,9 @@ def _read(fd: int, intake: Intake, send: Callable[[bytes], None]) -> None:
                 if message["stream"] != stream:
                     flush()
                     stream = message["stream"]
-                rows.append(intake.normalize(0, stream, record))
+                if not rows:
+                    numbers_left = waiting()
+                rows.append(intake.normalize(0, stream, record, number=not numbers_left))
                 if len(rows) >= _CHUNK_ROWS:
                     flush()
                 continue
@@ -222,6 +244,7 @@ def _read(fd: int, intake: Intake, send: Callable[[bytes], None]) -> None:
             if message["type"] == "SCHEMA" and isinstance(message.get("stream"), str):
                 key_properties[message["stream"]] = list(message.get("key_properties") or [])
         flush()
+    return tables
 
 
 def parse_message(line: str | bytes) -> dict[str, t.Any]:
@@ -245,13 +268,13 @@ def _frame(kind: bytes, payload: bytes) -> bytes:
     return _HEADER.pack(kind, len(payload)) + payload
 
 
-def _table_frame(stream: str, rows: list[dict[str, t.Any]]) -> bytes:
+def _table_frame(kind: bytes, stream: str, rows: list[dict[str, t.Any]]) -> bytes:
     table = intake_table(rows)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     name = stream.encode()
-    return _frame(b"T", _STREAM.pack(len(name)) + name + sink.getvalue().to_pybytes())
+    return _frame(kind, _STREAM.pack(len(name)) + name + sink.getvalue().to_pybytes())
 
 
 def _skip_frame(number: int, reason: str, line: bytes) -> bytes:

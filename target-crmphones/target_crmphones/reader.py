@@ -63,8 +63,9 @@ class TolerantSingerReader(SingerReader):
             except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
                 fd = None
             if fd is not None:
-                with contextlib.closing(IntakeProcess(fd, self.intake_factory())) as process:
-                    return self._process_frames(process, callbacks, self.table_callback)
+                intake = self.intake_factory()
+                with contextlib.closing(IntakeProcess(fd, intake)) as process:
+                    return self._process_frames(process, intake, callbacks, self.table_callback)
         stats: Counter[str] = Counter()
         for number, line in enumerate(file_input or self.default_input, start=1):
             if not line.strip():
@@ -79,15 +80,16 @@ class TolerantSingerReader(SingerReader):
             stats[message["type"]] += 1
         return stats
 
-    def _process_frames(self, process: IntakeProcess,
+    def _process_frames(self, process: IntakeProcess, intake: Intake,
                         callbacks: dict[str, t.Callable[[dict], None]],
                         take_table: t.Callable[[str, pa.Table], None]) -> Counter[str]:
-        """The intake process's frames, in input order: tables of records, other messages."""
+        """The intake process's frames, in input order: tables of records (some with their
+        numbers to normalize here), other messages."""
         stats: Counter[str] = Counter()
         for kind, payload in process.frames():
-            if kind == b"T":
+            if kind in (b"T", b"U"):
                 stream, table = table_frame(payload)
-                take_table(stream, table)
+                take_table(stream, table if kind == b"T" else intake.finish_numbers(table))
                 stats["RECORD"] += table.num_rows
             elif kind == b"M":
                 self._current_message = payload.decode(errors="replace")

@@ -221,8 +221,10 @@ class TargetCRMPhones(Target):
         figures = t.cast("TolerantSingerReader", self.message_reader).intake_figures
         if figures:
             self.logger.info("intake process: peak RSS %.0f MiB, %.0f MiB of it its own "
-                             "(not shared with this process)", figures["peak_rss_kib"] / 1024,
-                             figures.get("private_kib", 0) / 1024)
+                             "(not shared with this process); the numbers of %d of its %d "
+                             "tables normalized here, while this process waited for tables",
+                             figures["peak_rss_kib"] / 1024, figures.get("private_kib", 0) / 1024,
+                             figures.get("tables_numbers_left", 0), figures.get("tables", 0))
         if "load" in self.__dict__:
             self.load.skipped_lines = dict(skipped)
             self.load.finish()

@@ -16,6 +16,9 @@ import pytest
 
 from benchmarks.messy_stream import SCHEMA as MESSY_SCHEMA
 from benchmarks.messy_stream import messy_records
+from crmphones.settings import dialect_for
+from target_crmphones.intake import Intake
+from target_crmphones.intake_process import _HEADER, _read, table_frame
 from tests.conftest import DESTINATION_TOKEN, outreach_config
 from tests.target.conftest import TargetRunner, ledger
 
@@ -82,6 +85,51 @@ def test_same_run_with_and_without_the_intake_process(
     assert skipped == 9
     assert {row[1] for row in with_process["staged"]} == {"phones", "more_phones"}
     assert any(row[6] == "record is not a JSON object" for row in with_process["staged"])
+
+
+def test_tables_whose_numbers_the_target_normalizes_come_out_the_same(
+    outreach_destination: EmulatorServer, tmp_path: pathlib.Path,
+) -> None:
+    """A table the intake process sends with its numbers as read (the target was waiting for
+    tables), once the target has normalized them, is the table the process would have sent."""
+    path = tmp_path / "input.singer"
+    path.write_text("\n".join(_messy_input(2600)) + "\n")
+    dialect = dialect_for(outreach_config(outreach_destination, DESTINATION_TOKEN))
+    intake = Intake(dialect, None)
+
+    def frames(waiting: bool) -> tuple[list[tuple[bytes, t.Any]], dict[str, int]]:
+        sent: list[bytes] = []
+        with path.open("rb") as handle:
+            counts = _read(handle.fileno(), intake, sent.append, waiting=lambda: waiting)
+        decoded = []
+        for frame in sent:
+            kind, payload = frame[:1], frame[_HEADER.size:]
+            decoded.append((kind, table_frame(payload) if kind in (b"T", b"U") else payload))
+        return decoded, counts
+
+    normalized, counts = frames(waiting=False)
+    left, counts_left = frames(waiting=True)
+    dialect.close()
+    assert counts == {"tables": counts_left["tables"], "tables_numbers_left": 0}
+    assert counts_left["tables_numbers_left"] == counts_left["tables"] > 5
+    assert [kind for kind, _ in left] == [b"U" if kind == b"T" else kind for kind, _ in normalized]
+    as_read = [table for kind, (_, table) in (f for f in left if f[0] == b"U")]
+    as_normalized = [table for kind, (_, table) in (f for f in normalized if f[0] == b"T")]
+    assert (sum(table["e164"].null_count for table in as_read)
+            > sum(table["e164"].null_count for table in as_normalized))  # numbers as read
+
+    def rows(frames: list[tuple[bytes, t.Any]]) -> list[tuple[bytes, t.Any]]:
+        """Each frame, a table's rows normalized by the target when the process left them."""
+        out = []
+        for kind, frame in frames:
+            if kind in (b"T", b"U"):
+                stream, table = frame
+                table = intake.finish_numbers(table) if kind == b"U" else table
+                frame = (stream, table.to_pylist())
+            out.append((b"T" if kind == b"U" else kind, frame))
+        return out
+
+    assert rows(left) == rows(normalized)
 
 
 def _start(config_path: pathlib.Path, cwd: pathlib.Path) -> subprocess.Popen[bytes]:
