@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import threading
 import time
 import typing as t
@@ -166,6 +167,12 @@ class _HTTPServer(ThreadingHTTPServer):
     # Concurrent clients open many connections at once; with the default backlog of 5 the
     # kernel drops the rest of the SYNs and each such client stalls a whole second.
     request_queue_size = 128
+
+    def handle_error(self, request: t.Any, client_address: t.Any) -> None:
+        """A client that went away (reset its kept-alive connection on exit) is not an error
+        of the emulator's: only the rest gets socketserver's traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class EmulatorServer:

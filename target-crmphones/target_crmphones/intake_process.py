@@ -52,13 +52,13 @@ __all__ = ["IntakeProcess", "IntakeProcessError", "parse_message", "table_frame"
 _HEADER = struct.Struct("!cI")  # frame kind, payload length
 _STREAM = struct.Struct("!H")  # length of a table frame's stream name
 _CHUNK_ROWS = 1_000  # rows per table frame: small against a batch, large against its cost
-# Frames the child may hold ready (about 1 MB each with messy records): while the target
-# works on a batch of 10,000 rows, the child (the slower side with phonenumbers) makes 6-7
-# frames; 16 held 5 MiB more at 1,000,000 records.
-_AHEAD = 8
+# Frames the child may hold ready (about 1 MB each with messy records): enough to cover the
+# target's work on a batch of 10,000 rows; each more is a MiB more at the peak (16 held 5 MiB
+# more than 8 at 1,000,000 records, and 8 1-2 MiB more than 6).
+_AHEAD = 6
 # With phonenumbers, a table begun while fewer frames than this are ready leaves its numbers to
-# the parent: it is then waiting, or about to (at 200,000 records: 11.4-12 s with none left,
-# 10-11 s with 2-4; about 90 of the 200 tables are then left).
+# the parent: it is then waiting, or about to. At 200,000 records, side by side: 21.9-23.2 s
+# against 25.0-26.0 s with none left; about 90 of the 200 tables are then left.
 _LEFT_BELOW = 3
 _BUFFER = 1 << 20
 _PR_SET_PDEATHSIG = 1
