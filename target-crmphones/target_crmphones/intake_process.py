@@ -8,9 +8,9 @@ in input order, frames on a pipe:
 - ``T``: intake rows of one stream, as an Arrow table (``staging.INTAKE_SCHEMA``), not yet
   numbered: the parent numbers every record in arrival order, as it would have read them.
 - ``U``: the same, but with the phone numbers as read: the parent normalizes them
-  (``Intake.finish_numbers``). The child sends these when the parent is waiting for tables
-  (none is queued): with phonenumbers, parsing numbers is most of the child's work, and the
-  parent, faster then, takes a share of it on the other core.
+  (``Intake.finish_numbers``). With phonenumbers the child sends these when few frames are
+  queued (the parent is waiting for tables, or about to): parsing numbers is then most of the
+  child's work, and the parent, the faster side, takes a share of it on the other core.
 - ``M``: any other line as read: SCHEMA, STATE and the rest, and a RECORD the SDK must judge
   (its stream has no SCHEMA yet, its ``record`` is not an object or lacks a key property).
 - ``S``: a line that is not a Singer message: what to log and count.
