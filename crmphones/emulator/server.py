@@ -73,7 +73,7 @@ class LoggedRequest:
     method: str
     path: str
     query: str
-    at: float
+    at: float  # arrival (time.time()), before the request's headers are read
     status: int = 0
     fault: str | None = None  # "error" (injected 5xx) or "dropped" (response never sent)
     body: str | None = None  # writes only
@@ -258,7 +258,7 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
 
         def parse_request(self) -> bool:
             """Note the arrival before the headers are parsed: parsing them is our work."""
-            self.arrived = time.monotonic()
+            self.arrived, self.arrived_at = time.monotonic(), time.time()
             return super().parse_request()
 
         def _serve(self) -> None:
@@ -280,7 +280,7 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             # answer, ready to the last byte, waits out the rest in one write, so a slow
             # emulator adds nothing to it.
             answer_at = self.arrived + server.faults.delay()
-            entry = LoggedRequest(request.method, request.path, request.raw_query, time.time())
+            entry = LoggedRequest(request.method, request.path, request.raw_query, self.arrived_at)
             response = server.faults.error()
             entry.fault = "error" if response else None
             if response is None:
