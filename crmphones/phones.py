@@ -33,8 +33,8 @@ from crmphones.errors import ConfigError
 if t.TYPE_CHECKING:
     import types
 
-__all__ = ["BACKENDS", "PHONE_TYPES", "NormalizedNumber", "backend", "canonical_phone_type", "normalize",
-           "use_backend"]
+__all__ = ["BACKENDS", "PHONE_TYPES", "NormalizedNumber", "backend", "canonical_phone_type",
+           "normalize", "use_backend"]
 
 #: ``phone_normalizer`` values: the module each one imports.
 BACKENDS = ("phonenumbers", "rphonenumbers")

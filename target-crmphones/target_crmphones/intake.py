@@ -47,11 +47,11 @@ class Intake:
         """One staged row per record, in order."""
         return [self.normalize(seq, stream, record) for seq, stream, record in batch]
 
-    def normalize(self, seq: int, stream: str, record: dict[str, t.Any], *, number: bool = True
-                  ) -> dict[str, t.Any]:
+    def normalize(self, seq: int, stream: str, record: dict[str, t.Any], *,
+                  parse_number: bool = True) -> dict[str, t.Any]:
         """Check and normalize one input record into a staged row (with a reason if rejected).
 
-        With ``number=False`` the phone number is left as read, for ``finish_numbers`` to
+        With ``parse_number=False`` the phone number is left as read, for ``finish_numbers`` to
         normalize in another process: the row is then the same as if it had been done here.
         """
         text = record_text(record)
@@ -64,22 +64,22 @@ class Intake:
         except ValueError as exc:
             row["reject_reason"] = str(exc)
             return row
-        if number:
+        if parse_number:
             row.update(self._number(row["e164"], row["number"], row["extension"], row["region"]))
         return row
 
     def finish_numbers(self, table: pa.Table) -> pa.Table:
-        """Normalize the numbers of a table of rows made with ``normalize(number=False)``."""
-        columns = {name: table[name].to_pylist()
-                   for name in ("e164", "number", "extension", "region", "reject_reason")}
-        done = {name: list(values) for name, values in columns.items()}
-        for index, rejected in enumerate(columns["reject_reason"]):
-            if rejected is None:
-                fields = self._number(columns["e164"][index], columns["number"][index],
-                                      columns["extension"][index], columns["region"][index])
+        """Normalize the numbers of a table of rows made with ``normalize(parse_number=False)``."""
+        done = {name: table[name].to_pylist() for name in ("e164", "extension", "region",
+                                                           "reject_reason")}
+        numbers = table["number"].to_pylist()
+        for index, rejected in enumerate(done["reject_reason"]):
+            if rejected is None:  # each row's fields are read before they are replaced
+                fields = self._number(done["e164"][index], numbers[index],
+                                      done["extension"][index], done["region"][index])
                 for name, value in fields.items():
                     done[name][index] = value
-        for name in ("e164", "extension", "region", "reject_reason"):
+        for name in done:
             table = table.set_column(table.schema.get_field_index(name), name,
                                      pa.array(done[name], pa.string()))
         return table

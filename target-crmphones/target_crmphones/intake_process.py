@@ -235,7 +235,7 @@ def _read(fd: int, intake: Intake, send: Callable[[bytes], None],
                     stream = message["stream"]
                 if not rows:
                     numbers_left = waiting()
-                rows.append(intake.normalize(0, stream, record, number=not numbers_left))
+                rows.append(intake.normalize(0, stream, record, parse_number=not numbers_left))
                 if len(rows) >= _CHUNK_ROWS:
                     flush()
                 continue
