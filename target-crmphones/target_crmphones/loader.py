@@ -24,6 +24,7 @@ from crmphones.errors import FatalRequestError, TransientError
 from crmphones.http import AmbiguousWriteError
 from crmphones.plan import PlannedWrite, phone_key, plan_writes
 from crmphones.records import Outcome, PhoneRecord
+from target_crmphones.destination_view import DestinationView
 from target_crmphones.intake import Intake, wanted_phone
 from target_crmphones.report import build_report, to_markdown, write_report
 from target_crmphones.staging import Staging, intake_table
@@ -33,13 +34,15 @@ if t.TYPE_CHECKING:
 
     from crmphones.dialects.base import Dialect
 
-__all__ = ["Load"]
+__all__ = ["REUSE_READS_SECONDS", "Load"]
 
 logger = logging.getLogger("target-crmphones")
 
 _PROGRESS_SECONDS = 10.0
 _MAX_CONSECUTIVE_TRANSIENT = 5  # past this the API is down, not flaky: stop the run
 _DRY_RUN_SAMPLE = 20
+#: How long what a batch read of an owner serves later batches of the run, by default.
+REUSE_READS_SECONDS = 120.0
 
 OutcomeRow = tuple[int, str, "str | None", t.Any, "str | None"]
 
@@ -49,7 +52,8 @@ class Load:
 
     def __init__(self, dialect: Dialect, staging_path: str, *, dry_run: bool,
                  intake: Intake | None = None, report_dir: str | None = None,
-                 progress_seconds: float = _PROGRESS_SECONDS) -> None:
+                 progress_seconds: float = _PROGRESS_SECONDS,
+                 reuse_reads_seconds: float = REUSE_READS_SECONDS) -> None:
         """Open the ledger and register the run.
 
         Args:
@@ -60,6 +64,8 @@ class Load:
                 by default one for ``dialect`` without a parent map.
             report_dir: Where the run report files go (None: log only).
             progress_seconds: Least time between two progress lines.
+            reuse_reads_seconds: How long an owner's phones read for one batch's diff serve
+                the next batches (``DestinationView``); 0 reads them for every batch.
         """
         self.dialect = dialect
         self.report_dir = report_dir
@@ -73,6 +79,7 @@ class Load:
         self.run_id = uuid.uuid4().hex
         self.staging = Staging(staging_path, self.run_id)
         self.staging.start_run(dialect.name, dry_run=dry_run)
+        self.view = DestinationView(self.staging, reuse_reads_seconds)
         self.intake = intake or Intake(dialect, None)
         self.records_seen = 0
         #: Input lines the reader could not take as Singer messages, by kind (set at the end).
@@ -127,7 +134,7 @@ class Load:
         if not wanted:
             return []
         owners = sorted({Owner.of(phone) for _, phone in wanted})
-        current = list(self.dialect.current_phones(owners))
+        current = self.view.phones(owners, self.dialect.current_phones)
         return self.dialect.settle(plan_writes(wanted, current, self.dialect), current)
 
     def hold_back_refused(self, plans: list[PlannedWrite], fingerprints: dict[int, str]
@@ -169,6 +176,7 @@ class Load:
             if plan.action in ("create", "update"):
                 (creates if plan.action == "create" else updates)[Owner.of(plan.wanted)].append(plan)
         owners = list(dict.fromkeys([*updates, *creates]))
+        self.view.forget(owners)  # before any write: one that fails may still have landed
         if self.dialect.concurrency == 1 or len(owners) <= 1:
             # One at a time, as before concurrency: every update, then each owner's creates.
             for plan in (p for p in plans if p.action == "update"):
@@ -370,6 +378,9 @@ class Load:
         logger.info("API calls: %d %s in %.1fs (%.1f/s), %.1fs waiting on rate limits",
                     report["api_calls"], report["api_calls_by_status"], duration,
                     report["api_calls_per_second"], report["rate_limit_wait_seconds"])
+        if self.view.owners_reused:
+            logger.info("owners' phones read for diffs: %d; taken from this run's earlier reads: "
+                        "%d (reuse_reads_seconds)", self.view.owners_read, self.view.owners_reused)
         if report["files"]:
             logger.info("run report: %s (every record's outcome: %s)",
                         report["files"]["markdown"], report["files"]["csv"])

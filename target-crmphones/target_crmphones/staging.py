@@ -92,6 +92,7 @@ class Staging:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.run_id = run_id
         self._refused_earlier = False  # whether earlier runs refused any input (start_run)
+        self._kept_reads = False  # whether this run kept destination reads (keep_read)
         # Every statement still commits to the WAL (each outcome is durable as it is
         # recorded); folding the WAL into the file every 16 MB (the default) made these
         # checkpoints a third of a large load's time. Memory is bounded so a long load
@@ -304,6 +305,61 @@ class Staging:
                WHERE fingerprint IN (SELECT unnest(?::VARCHAR[]))""",
             [list(fingerprints)]).fetchall()
         return {fingerprint: (detail, runs) for fingerprint, detail, runs in rows}
+
+    # -- what this run read of the destination (``destination_view``) -------------------
+
+    def keep_read(self, owners: Sequence[str], read_at: float,
+                  phones: Sequence[tuple[str, str]]) -> None:
+        """Keep what was just read of these owners (keys), replacing what was kept of them:
+        ``phones`` are (owner, phone as JSON), in the order read; an owner may have none.
+
+        TEMP tables: memory-bounded like the rest (they spill), and gone with the run."""
+        self.connection.execute(
+            """CREATE TEMP TABLE IF NOT EXISTS read_owners (owner VARCHAR, read_at DOUBLE);
+               CREATE TEMP TABLE IF NOT EXISTS read_phones (owner VARCHAR, ord BIGINT,
+                                                            phone VARCHAR)""")
+        self._kept_reads = True
+        self.forget_read(owners)
+        self._insert("read_owners", pa.table({"owner": pa.array(owners, pa.string()),
+                                              "read_at": [read_at] * len(owners)}))
+        if phones:
+            keys, texts = zip(*phones, strict=True)
+            self._insert("read_phones", pa.table({
+                "owner": pa.array(keys, pa.string()),
+                "ord": pa.array(range(len(keys)), pa.int64()),
+                "phone": pa.array(texts, pa.string())}))
+
+    def read_since(self, owners: Sequence[str], since: float) -> dict[str, list[str]]:
+        """What was kept of these owners (keys) if read at ``since`` or later: owner -> its
+        phones as JSON, in the order read (an empty list: read, and it had none)."""
+        if not self._kept_reads:
+            return {}
+        rows = self.connection.execute(
+            """SELECT o.owner, p.phone
+               FROM read_owners o LEFT JOIN read_phones p USING (owner)
+               WHERE o.read_at >= ? AND o.owner IN (SELECT unnest(?::VARCHAR[]))
+               ORDER BY o.owner, p.ord""", [since, list(owners)]).fetchall()
+        kept: dict[str, list[str]] = {}
+        for owner, phone in rows:
+            phones = kept.setdefault(owner, [])
+            if phone is not None:
+                phones.append(phone)
+        return kept
+
+    def forget_read(self, owners: Sequence[str]) -> None:
+        """Drop what was kept of these owners (keys): they are read again when next needed."""
+        if owners and self._kept_reads:
+            for table in ("read_owners", "read_phones"):
+                self.connection.execute(
+                    f"DELETE FROM {table} WHERE owner IN (SELECT unnest(?::VARCHAR[]))",
+                    [list(owners)])
+
+    def _insert(self, table: str, rows: pa.Table) -> None:
+        self.connection.register("new_rows", rows)
+        try:
+            self.connection.execute(f"INSERT INTO {table} SELECT * FROM new_rows")
+        finally:
+            self.connection.unregister("new_rows")
 
     def reject_reasons(self) -> list[tuple[str, int]]:
         """Rejects of this run grouped by reason, most frequent first."""

@@ -14,7 +14,7 @@ from crmphones.cli import run_plugin
 from crmphones.mapping import load_parent_map
 from crmphones.settings import common_settings, dialect_for
 from target_crmphones.intake import Intake
-from target_crmphones.loader import Load
+from target_crmphones.loader import REUSE_READS_SECONDS, Load
 from target_crmphones.reader import TolerantSingerReader
 from target_crmphones.sinks import PhoneSink
 
@@ -86,6 +86,14 @@ class TargetCRMPhones(Target):
             description="Compute, record and log the plan, but send no write to the CRM.",
         ),
         th.Property(
+            "reuse_reads_seconds", th.NumberType, default=REUSE_READS_SECONDS,
+            description="How long an owner's phones, read from the CRM for one batch's diff, "
+            "serve the later batches of the run that hold the same owner, instead of a new "
+            "read (an owner the run writes to is read again). A CRM edit in that time is not "
+            "seen, as one between a batch's read and its writes never is. 0: read for every "
+            "batch.",
+        ),
+        th.Property(
             "intake_process", th.BooleanType, default=True,
             description="On Linux, read, check and normalize standard input's records in a "
             "second process (forked), beside the one that stages, diffs and writes: 1.3-1.7x "
@@ -115,6 +123,8 @@ class TargetCRMPhones(Target):
             intake=self.intake,
             report_dir=self.config.get("report_dir", ".crmphones/reports") or None,
             progress_seconds=float(self.config.get("progress_seconds", 10)),
+            reuse_reads_seconds=float(self.config.get("reuse_reads_seconds",
+                                                      REUSE_READS_SECONDS)),
         )
 
     def add_sink(self, stream_name: str, schema: dict, key_properties: t.Sequence[str] | None = None
