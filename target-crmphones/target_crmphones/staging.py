@@ -7,6 +7,7 @@ of any record, in any run. Rows go in as Arrow tables (``executemany`` is ~600x 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import pathlib
@@ -21,7 +22,7 @@ import pyarrow as pa
 pa.set_memory_pool(pa.system_memory_pool())
 
 if t.TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 __all__ = ["INTAKE_COLUMNS", "INTAKE_SCHEMA", "STAGED_COLUMNS", "Staging", "intake_table"]
 
@@ -314,11 +315,11 @@ class Staging:
         ``phones`` are (owner, phone as JSON), in the order read; an owner may have none.
 
         TEMP tables: memory-bounded like the rest (they spill), and gone with the run."""
-        self.connection.execute(
-            """CREATE TEMP TABLE IF NOT EXISTS read_owners (owner VARCHAR, read_at DOUBLE);
-               CREATE TEMP TABLE IF NOT EXISTS read_phones (owner VARCHAR, ord BIGINT,
-                                                            phone VARCHAR)""")
-        self._kept_reads = True
+        if not self._kept_reads:
+            self.connection.execute(
+                """CREATE TEMP TABLE read_owners (owner VARCHAR, read_at DOUBLE);
+                   CREATE TEMP TABLE read_phones (owner VARCHAR, ord BIGINT, phone VARCHAR)""")
+            self._kept_reads = True
         self.forget_read(owners)
         self._insert("read_owners", pa.table({"owner": pa.array(owners, pa.string()),
                                               "read_at": [read_at] * len(owners)}))
@@ -332,13 +333,17 @@ class Staging:
     def read_since(self, owners: Sequence[str], since: float) -> dict[str, list[str]]:
         """What was kept of these owners (keys) if read at ``since`` or later: owner -> its
         phones as JSON, in the order read (an empty list: read, and it had none)."""
-        if not self._kept_reads:
+        if not self._kept_reads or not owners:
             return {}
-        rows = self.connection.execute(
-            """SELECT o.owner, p.phone
-               FROM read_owners o LEFT JOIN read_phones p USING (owner)
-               WHERE o.read_at >= ? AND o.owner IN (SELECT unnest(?::VARCHAR[]))
-               ORDER BY o.owner, p.ord""", [since, list(owners)]).fetchall()
+        # The keys as a registered table: as a list parameter they cost DuckDB 10x the query.
+        # An owner's phones were kept by one insert, numbered in the order read: sorting on
+        # that number alone keeps each owner's order (sorting on the owner too tripled it).
+        with self._owner_keys(owners):
+            rows = self.connection.execute(
+                """SELECT o.owner, p.phone
+                   FROM owner_keys JOIN read_owners o USING (owner)
+                        LEFT JOIN read_phones p USING (owner)
+                   WHERE o.read_at >= ? ORDER BY p.ord""", [since]).fetchall()
         kept: dict[str, list[str]] = {}
         for owner, phone in rows:
             phones = kept.setdefault(owner, [])
@@ -349,10 +354,18 @@ class Staging:
     def forget_read(self, owners: Sequence[str]) -> None:
         """Drop what was kept of these owners (keys): they are read again when next needed."""
         if owners and self._kept_reads:
-            for table in ("read_owners", "read_phones"):
-                self.connection.execute(
-                    f"DELETE FROM {table} WHERE owner IN (SELECT unnest(?::VARCHAR[]))",
-                    [list(owners)])
+            with self._owner_keys(owners):
+                for table in ("read_owners", "read_phones"):
+                    self.connection.execute(
+                        f"DELETE FROM {table} WHERE owner IN (SELECT owner FROM owner_keys)")
+
+    @contextlib.contextmanager
+    def _owner_keys(self, owners: Sequence[str]) -> Iterator[None]:
+        self.connection.register("owner_keys", pa.table({"owner": pa.array(owners, pa.string())}))
+        try:
+            yield
+        finally:
+            self.connection.unregister("owner_keys")
 
     def _insert(self, table: str, rows: pa.Table) -> None:
         self.connection.register("new_rows", rows)
