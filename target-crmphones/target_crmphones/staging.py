@@ -44,7 +44,11 @@ CREATE TABLE IF NOT EXISTS staged (
     parent_type VARCHAR, parent_id VARCHAR, ancestors VARCHAR,
     number VARCHAR, e164 VARCHAR, extension VARCHAR, region VARCHAR,
     phone_type VARCHAR, label VARCHAR, is_primary BOOLEAN,
-    reject_reason VARCHAR, record JSON
+    reject_reason VARCHAR,
+    -- zstd: checkpoints take a third less time than with DuckDB's own choice (FSST), and
+    -- the file less than half the room (100,000 messy records: 0.70 s and 10 MB, against
+    -- 1.00 s and 23 MB). Files made before keep what they had.
+    record JSON USING COMPRESSION zstd
 );
 ALTER TABLE staged ADD COLUMN IF NOT EXISTS fingerprint VARCHAR;
 CREATE TABLE IF NOT EXISTS outcomes (

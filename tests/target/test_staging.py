@@ -121,3 +121,16 @@ def test_staged_records_are_json_even_when_orjson_refuses_them(tmp_path: pathlib
     assert ledger.connection.execute(
         "SELECT json_valid(record), record->>'$.nan' FROM staged").fetchall() == [(True, None)]
     ledger.close()
+
+
+def test_records_are_stored_with_zstd(tmp_path: pathlib.Path) -> None:
+    """The staged record text is most of the file: zstd keeps it smaller and its checkpoints
+    shorter than DuckDB's own choice would (BENCHMARKS.md)."""
+    ledger = Staging(str(tmp_path / "ledger.duckdb"), "r" * 32)
+    ledger.stage(_rows(range(1, 3000)))
+    ledger.connection.execute("CHECKPOINT")
+    kinds = ledger.connection.execute(
+        "SELECT DISTINCT compression FROM pragma_storage_info('staged') "
+        "WHERE column_name = 'record' AND segment_type <> 'VALIDITY'").fetchall()
+    ledger.close()
+    assert kinds == [("ZSTD",)]
