@@ -60,3 +60,36 @@ def test_an_unknown_or_missing_backend_is_a_setting_error(backend):
     """One line naming the setting, not an ImportError traceback."""
     with pytest.raises(ConfigError, match="phone_normalizer"):
         backend("libphonenumber-js")
+
+
+def test_validity_found_with_the_region_is_phonenumbers_own():
+    """``_valid_for_region`` skips phonenumbers' second look at a region it found by the
+    number's types; on the messy corpus, on every region's example numbers of every type
+    (leading-digit regions of +1, +7, +44... among them) and on each of those with its last
+    digits changed (invalid ones too), it answers as ``is_valid_number_for_region`` does."""
+    import phonenumbers
+
+    raws = [raw for raw, *_ in _corpus(5_000)]
+    rng = random.Random("validity")
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE,
+                     phonenumbers.PhoneNumberType.TOLL_FREE, phonenumbers.PhoneNumberType.VOIP):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is not None:
+                e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+                raws += [e164, *(e164[:-3] + f"{rng.randrange(1000):03d}" for _ in range(3)),
+                         e164[:-4] + "0000", e164[:4] + "0" + e164[5:]]
+    checked = shortcut = 0
+    for raw in raws:
+        try:
+            parsed = phonenumbers.parse(raw, "US")
+        except phonenumbers.NumberParseException:
+            continue
+        region = phonenumbers.region_code_for_number(parsed)
+        expected = phonenumbers.is_valid_number_for_region(parsed, region)
+        assert phones._valid_for_region(parsed, region) == expected, raw
+        checked += 1
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(parsed.country_code, ())
+        shortcut += region is not None and len(regions) > 1 and phonenumbers.PhoneMetadata.\
+            metadata_for_region(region).leading_digits is None
+    assert checked > 6_000 and shortcut > 2_000
