@@ -188,8 +188,8 @@ def _valid_for_region(parsed: t.Any, region: str | None) -> bool:
 
     Where regions share a country code (the 25 of +1), phonenumbers takes the first whose
     leading digits match or, for one without leading digits, whose number types match: the
-    very test validity makes. Such a region's number is valid, and is not tested again: a
-    sixth of normalizing a North American number (47 to 39-42 us here).
+    very test validity makes. Such a region's number is valid, and is not tested again (a
+    North American number: 47 to 39-42 us here).
     """
     lib = _lib
     if lib is phonenumbers and region is not None and len(

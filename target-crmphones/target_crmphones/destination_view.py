@@ -56,13 +56,12 @@ class DestinationView:
             return list(read(owners))
         keys = {_key(owner): owner for owner in owners}
         kept = self.staging.read_since(list(keys), self.clock() - self.seconds)
-        missing = [owner for key, owner in keys.items() if key not in kept]
+        missing = {key: owner for key, owner in keys.items() if key not in kept}
         read_at = self.clock()
-        current = list(read(missing)) if missing else []
-        wanted = {_key(owner) for owner in missing}
+        current = list(read(list(missing.values()))) if missing else []
         self.staging.keep_read(
-            list(wanted), read_at,
-            [(key, _text(phone)) for phone in current if (key := _key(Owner.of(phone))) in wanted])
+            list(missing), read_at,
+            [(key, _text(phone)) for phone in current if (key := _key(Owner.of(phone))) in missing])
         self.owners_read += len(missing)
         self.owners_reused += len(kept)
         return [*(_phone(text) for texts in kept.values() for text in texts), *current]

@@ -64,7 +64,7 @@ def test_an_unknown_or_missing_backend_is_a_setting_error(backend):
 
 def test_validity_found_with_the_region_is_phonenumbers_own():
     """``_valid_for_region`` skips phonenumbers' second look at a region it found by the
-    number's types; on the messy corpus, on every region's example numbers of every type
+    number's types; on the messy corpus, on every region's example numbers of four types
     (leading-digit regions of +1, +7, +44... among them) and on each of those with its last
     digits changed (invalid ones too), it answers as ``is_valid_number_for_region`` does."""
     import phonenumbers
