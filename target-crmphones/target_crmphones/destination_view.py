@@ -68,8 +68,7 @@ class DestinationView:
 
     def forget(self, owners: Iterable[Owner]) -> None:
         """These owners are about to be written to: read them again when next needed."""
-        if self.seconds > 0:
-            self.staging.forget_read([_key(owner) for owner in owners])
+        self.staging.forget_read([_key(owner) for owner in owners])
 
 
 def _key(owner: Owner) -> str:

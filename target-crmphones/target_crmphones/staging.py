@@ -133,13 +133,10 @@ class Staging:
 
     def stage(self, table: pa.Table) -> None:
         """Insert input records: an ``INTAKE_SCHEMA`` table (``intake_table``)."""
-        self.connection.register("incoming", table)
-        try:
+        with self._registered("incoming", table):
             self.connection.execute(
                 f"INSERT INTO staged ({', '.join(STAGED_COLUMNS)}) "
                 f"SELECT ?, {', '.join(INTAKE_COLUMNS)} FROM incoming", [self.run_id])
-        finally:
-            self.connection.unregister("incoming")
 
     def record_intake_rejects(self, stream: str, first_seq: int, last_seq: int) -> int:
         """Record a batch's records that intake rejected (with its reason) as rejected;
@@ -190,11 +187,7 @@ class Staging:
             "changes": [None if c is None else json.dumps(c) for c in changes],
             "detail": list(details), "recorded_at": [now] * len(seqs),
         }, schema=_OUTCOME_SCHEMA)
-        self.connection.register("new_outcomes", table)
-        try:
-            self.connection.execute("INSERT INTO outcomes SELECT * FROM new_outcomes")
-        finally:
-            self.connection.unregister("new_outcomes")
+        self._insert("outcomes", table)
 
     def counts(self) -> dict[str, int]:
         """Records received and outcomes of this run, by kind."""
@@ -342,7 +335,7 @@ class Staging:
         # The keys as a registered table: as a list parameter they cost DuckDB 10x the query.
         # An owner's phones were kept by one insert, numbered in the order read: sorting on
         # that number alone keeps each owner's order (sorting on the owner too tripled it).
-        with self._owner_keys(owners):
+        with self._registered("owner_keys", _keys(owners)):
             rows = self.connection.execute(
                 """SELECT o.owner, p.phone
                    FROM owner_keys JOIN read_owners o USING (owner)
@@ -358,25 +351,24 @@ class Staging:
     def forget_read(self, owners: Sequence[str]) -> None:
         """Drop what was kept of these owners (keys): they are read again when next needed."""
         if owners and self._kept_reads:
-            with self._owner_keys(owners):
+            with self._registered("owner_keys", _keys(owners)):
                 for table in ("read_owners", "read_phones"):
                     self.connection.execute(
                         f"DELETE FROM {table} WHERE owner IN (SELECT owner FROM owner_keys)")
 
+    def _insert(self, table: str, rows: pa.Table) -> None:
+        """Append an Arrow table whose columns are ``table``'s, in order."""
+        with self._registered("new_rows", rows):
+            self.connection.execute(f"INSERT INTO {table} SELECT * FROM new_rows")
+
     @contextlib.contextmanager
-    def _owner_keys(self, owners: Sequence[str]) -> Iterator[None]:
-        self.connection.register("owner_keys", pa.table({"owner": pa.array(owners, pa.string())}))
+    def _registered(self, name: str, rows: pa.Table) -> Iterator[None]:
+        """``rows`` queryable as ``name`` for the statements run inside."""
+        self.connection.register(name, rows)
         try:
             yield
         finally:
-            self.connection.unregister("owner_keys")
-
-    def _insert(self, table: str, rows: pa.Table) -> None:
-        self.connection.register("new_rows", rows)
-        try:
-            self.connection.execute(f"INSERT INTO {table} SELECT * FROM new_rows")
-        finally:
-            self.connection.unregister("new_rows")
+            self.connection.unregister(name)
 
     def reject_reasons(self) -> list[tuple[str, int]]:
         """Rejects of this run grouped by reason, most frequent first."""
@@ -392,6 +384,10 @@ def intake_table(rows: Sequence[dict[str, t.Any]]) -> pa.Table:
     # Column by column: several times faster than Arrow's row-wise from_pylist.
     return pa.Table.from_pydict({c: [row[c] for row in rows] for c in INTAKE_COLUMNS},
                                 schema=INTAKE_SCHEMA)
+
+
+def _keys(owners: Sequence[str]) -> pa.Table:
+    return pa.table({"owner": pa.array(owners, pa.string())})
 
 
 def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, t.Any]]:
