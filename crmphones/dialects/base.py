@@ -23,6 +23,9 @@ if t.TYPE_CHECKING:
 __all__ = ["Dialect", "Owner", "StreamSpec", "WriteResult", "is_integer_id"]
 
 
+_new_tuple = tuple.__new__
+
+
 def is_integer_id(value: str | None) -> bool:
     """Whether an id is ASCII digits, as every id of the four CRMs is.
 
@@ -47,8 +50,10 @@ class Owner(t.NamedTuple):
     def of(cls, phone: PhoneRecord) -> Owner:
         """The owner of a phone record."""
         ancestors = phone.ancestors
-        return cls(phone.parent_type, phone.parent_id,
-                   tuple(sorted(ancestors.items())) if ancestors else ())
+        # tuple.__new__ skips the named tuple's own __new__, a Python call: this runs twice a
+        # record in a load (0.47 to 0.26 us).
+        return _new_tuple(cls, (phone.parent_type, phone.parent_id,
+                                tuple(sorted(ancestors.items())) if ancestors else ()))
 
     def ancestor(self, kind: str) -> str | None:
         """The id of the ancestor of that kind, if any."""

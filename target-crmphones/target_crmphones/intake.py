@@ -26,7 +26,7 @@ if t.TYPE_CHECKING:
 
     from crmphones.dialects.base import Dialect
 
-__all__ = ["Intake", "record_text", "wanted_phone"]
+__all__ = ["Intake", "record_text", "wanted_phones"]
 
 _FIELDS = ("source_id", "parent_type", "parent_id", "ancestors", "number", "e164", "extension",
            "region", "phone_type", "label", "is_primary", "reject_reason")
@@ -193,10 +193,17 @@ def _ancestors(value: t.Any) -> str | None:
 _phone_type = functools.lru_cache(maxsize=4096)(canonical_phone_type)
 
 
-def wanted_phone(provider: str, fields: dict[str, t.Any]) -> PhoneRecord:
-    """The phone a staged row asks the destination to hold (``fields``: the row's
-    ``PhoneRecord`` fields, as ``Staging.winners_and_merged`` gives them)."""
-    ancestors = fields.pop("ancestors")
-    fields["number"] = fields["number"] or fields["e164"]
-    return PhoneRecord(id=None, provider=provider, is_valid=True,
-                       ancestors=json.loads(ancestors) if ancestors else {}, **fields)
+def wanted_phones(provider: str, winners: Sequence[tuple[t.Any, ...]]
+                  ) -> list[tuple[int, PhoneRecord]]:
+    """(seq, the phone it asks the destination to hold) for each winning staged row (a tuple
+    of ``staging.WINNER_COLUMNS``, as ``Staging.winners_and_merged`` gives them)."""
+    wanted = []
+    for (seq, _, parent_type, parent_id, ancestors, number, e164, extension, region, phone_type,
+         label, is_primary) in winners:
+        # Positional: keywords cost a batch of 10,000 rows 10 ms more (the order is checked by
+        # tests/target/test_staging.py).
+        wanted.append((seq, PhoneRecord(
+            None, provider, parent_type, parent_id, number or e164, e164, extension, region,
+            phone_type, label, is_primary, True, None, None,
+            json.loads(ancestors) if ancestors else {})))
+    return wanted

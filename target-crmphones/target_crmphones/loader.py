@@ -25,7 +25,7 @@ from crmphones.http import AmbiguousWriteError
 from crmphones.plan import PlannedWrite, phone_key, plan_writes
 from crmphones.records import Outcome, PhoneRecord
 from target_crmphones.destination_view import DestinationView
-from target_crmphones.intake import Intake, wanted_phone
+from target_crmphones.intake import Intake, wanted_phones
 from target_crmphones.report import build_report, to_markdown, write_report
 from target_crmphones.staging import Staging, intake_table
 
@@ -124,9 +124,8 @@ class Load:
         winners, merged = self.staging.winners_and_merged(stream, first, last)
         self._outcomes([(seq, Outcome.MERGED.value, None, None, "duplicate of a later record")
                         for seq in merged])
-        wanted = [(seq, wanted_phone(self.dialect.name, fields)) for seq, _, fields in winners]
-        plans = self.hold_back_refused(self.diff(wanted),
-                                       {seq: fingerprint for seq, fingerprint, _ in winners})
+        plans = self.hold_back_refused(self.diff(wanted_phones(self.dialect.name, winners)),
+                                       {row[0]: row[1] for row in winners})
         self.write(plans)
 
     def diff(self, wanted: Sequence[tuple[int, PhoneRecord]]) -> list[PlannedWrite]:

@@ -8,8 +8,9 @@ import typing as t
 
 import pytest
 
+from crmphones.records import PhoneRecord
 from target_crmphones import staging as staging_module
-from target_crmphones.intake import record_text
+from target_crmphones.intake import record_text, wanted_phones
 from target_crmphones.staging import INTAKE_COLUMNS, Staging, intake_table
 
 if t.TYPE_CHECKING:
@@ -134,3 +135,34 @@ def test_records_are_stored_with_zstd(tmp_path: pathlib.Path) -> None:
         "WHERE column_name = 'record' AND segment_type <> 'VALIDITY'").fetchall()
     ledger.close()
     assert kinds == [("ZSTD",)]
+
+
+def test_winning_rows_become_the_phones_they_ask_for(tmp_path: pathlib.Path) -> None:
+    """De-duplication keeps the latest row per owner + E.164 + extension, and each winning row
+    becomes the ``PhoneRecord`` its fields say, field for field (``wanted_phones`` builds
+    them by position)."""
+    base = dict.fromkeys(INTAKE_COLUMNS) | {"stream": "phones", "record": "{}",
+                                           "parent_type": "location", "parent_id": "7"}
+    rows = [
+        base | {"seq": 1, "fingerprint": "f1", "number": "514 555 0101", "e164": "+15145550101"},
+        base | {"seq": 2, "fingerprint": "f2", "number": None, "e164": "+15145550102",
+                "extension": "12", "region": "CA", "phone_type": "work", "label": "Office",
+                "is_primary": True, "ancestors": '{"organization": "3"}'},
+        base | {"seq": 3, "fingerprint": "f3", "number": "(514) 555-0101",
+                "e164": "+15145550101", "phone_type": "mobile", "is_primary": False},
+    ]
+    ledger = Staging(str(tmp_path / "ledger.duckdb"), "w" * 32)
+    ledger.stage(intake_table(rows))
+    winners, merged = ledger.winners_and_merged("phones", 1, 3)
+    ledger.close()
+    assert merged == [1]
+    assert [(row[0], row[1]) for row in winners] == [(2, "f2"), (3, "f3")]
+    assert wanted_phones("onedegree", winners) == [
+        (2, PhoneRecord(id=None, provider="onedegree", parent_type="location", parent_id="7",
+                        number="+15145550102", e164="+15145550102", extension="12",
+                        region="CA", phone_type="work", label="Office", is_primary=True,
+                        is_valid=True, ancestors={"organization": "3"})),
+        (3, PhoneRecord(id=None, provider="onedegree", parent_type="location", parent_id="7",
+                        number="(514) 555-0101", e164="+15145550101", phone_type="mobile",
+                        label=None, is_primary=False, is_valid=True)),
+    ]
