@@ -93,3 +93,23 @@ def test_validity_found_with_the_region_is_phonenumbers_own():
         shortcut += region is not None and len(regions) > 1 and phonenumbers.PhoneMetadata.\
             metadata_for_region(region).leading_digits is None
     assert checked > 6_000 and shortcut > 2_000
+
+
+def test_digits_only_is_phonenumbers_own():
+    """``_digits_only`` stands in for phonenumbers' ``normalize_digits_only`` (which parsing
+    calls) and answers as it does: on the messy corpus, on random ASCII text, and on text
+    with other scripts' digits, keeping the other characters or not."""
+    from phonenumbers import phonenumberutil
+
+    assert phonenumberutil.normalize_digits_only is phones._digits_only
+    rng = random.Random("digits")
+    ascii_texts = ["".join(rng.choice([chr(c) for c in range(32, 127)])
+                           for _ in range(rng.randrange(30))) for _ in range(3_000)]
+    wide = "".join(chr(0xFF10 + int(d)) for d in "5149876543")  # fullwidth digits
+    other_scripts = [f"+1 {wide}", "\u0660\u0661\u0662\u0663", "\u06f0\u06f1 345",
+                     "tel: \u0663\u0664-x", "", "\u00e9 1"]
+    texts = [raw for raw, *_ in _corpus(3_000)] + ascii_texts + other_scripts
+    for text in texts:
+        for keep in (False, True):
+            assert phones._digits_only(text, keep) == phones._digits_of_any_script(text, keep)
+    assert phones._digits_only(f"+1 {wide}") == "15149876543"
