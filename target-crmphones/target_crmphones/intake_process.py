@@ -8,9 +8,9 @@ in input order, frames on a pipe:
 - ``T``: intake rows of one stream, as an Arrow table (``staging.INTAKE_SCHEMA``), not yet
   numbered: the parent numbers every record in arrival order, as it would have read them.
 - ``U``: the same, but with the phone numbers as read: the parent normalizes them
-  (``Intake.finish_numbers``). With phonenumbers the child sends these when few frames are
-  queued (the parent is waiting for tables, or about to): parsing numbers is then most of the
-  child's work, and the parent, the faster side, takes a share of it on the other core.
+  (``Intake.finish_numbers``). The child sends these when few frames are queued (the parent
+  is waiting for tables, or about to): parsing numbers is a large share of the child's work,
+  and the parent, then the faster side, takes some of it on the other core.
 - ``M``: any other line as read: SCHEMA, STATE and the rest, and a RECORD the SDK must judge
   (its stream has no SCHEMA yet, its ``record`` is not an object or lacks a key property).
 - ``S``: a line that is not a Singer message: what to log and count.
@@ -38,7 +38,6 @@ import orjson
 import pyarrow as pa
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
-from crmphones import phones
 from crmphones.errors import CRMPhonesError
 from target_crmphones.staging import intake_table
 
@@ -56,9 +55,11 @@ _CHUNK_ROWS = 1_000  # rows per table frame: small against a batch, large agains
 # target's work on a batch of 10,000 rows; each more is a MiB more at the peak (16 held 5 MiB
 # more than 8 at 1,000,000 records, and 8 1-2 MiB more than 6).
 _AHEAD = 6
-# With phonenumbers, a table begun while fewer frames than this are ready leaves its numbers to
-# the parent: it is then waiting, or about to. At 200,000 records, side by side: 21.9-23.2 s
-# against 25.0-26.0 s with none left; about 90 of the 200 tables are then left.
+# A table begun while fewer frames than this are ready leaves its numbers to the parent: it is
+# then waiting, or about to. At 200,000 records with phonenumbers, side by side: 21.9-23.2 s
+# against 25.0-26.0 s with none left; about 90 of the 200 tables are then left. With
+# rphonenumbers too since the target's own work shrank (1,000,000 records: 60.4-61.9 s
+# against 68.3-71.7 s; the library's caches then grow in both processes: 22 MiB more).
 _LEFT_BELOW = 3
 _BUFFER = 1 << 20
 _PR_SET_PDEATHSIG = 1
@@ -150,11 +151,7 @@ def _child(fd: int, write_end: int, intake: Intake, parent: int) -> t.NoReturn:
     writer.start()
     code = 0
     try:
-        # rphonenumbers takes 4 us a number, and the parent is then the slower side: only
-        # phonenumbers' numbers (30 us and more) are worth handing over.
-        shares = phones.backend() == "phonenumbers"
-        tables = _read(fd, intake, ready.put,
-                       waiting=lambda: shares and ready.qsize() < _LEFT_BELOW)
+        tables = _read(fd, intake, ready.put, waiting=lambda: ready.qsize() < _LEFT_BELOW)
         ready.put(_frame(b"E", orjson.dumps({**_memory(), **tables})))
     except BaseException:  # whatever it is, the parent must hear of it
         code = 1
