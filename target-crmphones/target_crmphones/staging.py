@@ -173,8 +173,8 @@ class Staging:
         """
         rows = self.connection.execute(query, [self.run_id, stream, first_seq, last_seq]
                                        ).fetchall()
-        # Rows as DuckDB gives them: a dict a row cost more than the query (60 of 100 ms a
-        # batch of 10,000).
+        # Rows as DuckDB gives them: with a dict made of each, a batch of 10,000 took 96 ms from
+        # here to its plan, against 80 (``intake.wanted_phones`` reads them by position).
         return [row[:-1] for row in rows if row[-1]], [row[0] for row in rows if not row[-1]]
 
     def record_outcomes(self, outcomes: Sequence[tuple[int, str, str | None, t.Any, str | None]]) -> None:
