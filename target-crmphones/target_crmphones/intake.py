@@ -108,9 +108,9 @@ class Intake:
             if value.__class__ is str:
                 fields[name] = value.strip() or None
             else:
-                fields[name] = None if value is None else _text(record, name)
+                fields[name] = None if value is None else _text(name, value)
         fields["ancestors"] = _ancestors(record.get("ancestors"))
-        fields["source_id"] = _text(record, "id")
+        fields["source_id"] = _text("id", record.get("id"))
         if not fields["parent_id"]:
             msg = "missing parent_id"
             raise ValueError(msg)
@@ -173,9 +173,8 @@ def _finite(value: t.Any) -> t.Any:
     return value
 
 
-def _text(record: dict[str, t.Any], name: str) -> str | None:
-    """A field as a string; numbers become strings (ids), other types are refused."""
-    value = record.get(name)
+def _text(name: str, value: t.Any) -> str | None:
+    """A field's value as a string; numbers become strings (ids), other types are refused."""
     if value.__class__ is str:  # the common case, first
         return value.strip() or None
     if value is None:
