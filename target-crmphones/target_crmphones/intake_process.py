@@ -16,8 +16,11 @@ in input order, frames on a pipe:
 - ``S``: a line that is not a Singer message: what to log and count.
 - ``E``: the end of the input, with the child's memory figures; ``X``: the child failed.
 
-A writer thread in the child keeps up to ``_AHEAD`` frames ready, so the child goes on while
-the parent is busy with a batch. The parent stops the child if it stops first; if the child
+Before the fork the parent reads the head of the input and takes its records in, keeping
+nothing: the normalizer's caches are then made once, in pages the two processes share, and the
+child reads the head from the parent's copy, then the rest from the input. A writer thread in
+the child keeps up to ``_AHEAD`` frames ready, so the child goes on while the parent is busy
+with a batch. The parent stops the child if it stops first; if the child
 dies, the parent fails the run rather than take a partial input for the whole.
 """
 
@@ -25,12 +28,15 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import os
 import queue
 import resource
+import select
 import signal
 import struct
 import threading
+import time
 import traceback
 import typing as t
 
@@ -62,6 +68,12 @@ _AHEAD = 6
 # against 68.3-71.7 s; the library's caches then grow in both processes: 22 MiB more).
 _LEFT_BELOW = 3
 _BUFFER = 1 << 20
+# The head of the input taken in before the fork: rphonenumbers compiles the patterns of each
+# region it meets (about 20 MiB in all once 1,000 numbers of the messy stream are done), and
+# each process would make its own. About 1,600 messy records; a tap slower than this waits
+# for its first records (the run's first STATE comes later by as much).
+_HEAD_BYTES = 1 << 20
+_HEAD_SECONDS = 0.25
 _PR_SET_PDEATHSIG = 1
 _M_MMAP_THRESHOLD = -3  # mallopt(3)
 _MMAP_THRESHOLD = 128 * 1024
@@ -77,12 +89,14 @@ class IntakeProcess:
     def __init__(self, fd: int, intake: Intake) -> None:
         """Fork the child; it reads ``fd`` from its current position to the end, and takes
         each record in with ``intake`` (made here: a setting's error is this process's)."""
+        head = _read_head(fd)
+        _warm_up(intake, head)
         read_end, write_end = os.pipe()
         parent = os.getpid()
         self.pid = os.fork()
         if self.pid == 0:  # the child: never returns
             os.close(read_end)
-            _child(fd, write_end, intake, parent)
+            _child(io.BufferedReader(_Input(head, fd), _BUFFER), write_end, intake, parent)
         os.close(write_end)
         self._frames = os.fdopen(read_end, "rb", buffering=_BUFFER)
         #: The child's memory at its end: peak RSS and its own (unshared) pages, in KiB.
@@ -136,7 +150,51 @@ def table_frame(payload: bytes) -> tuple[str, pa.Table]:
     return stream, table
 
 
-def _child(fd: int, write_end: int, intake: Intake, parent: int) -> t.NoReturn:
+def _read_head(fd: int) -> bytes:
+    """Up to ``_HEAD_BYTES`` of the input: what arrives within ``_HEAD_SECONDS``."""
+    chunks: list[bytes] = []
+    size = 0
+    deadline = time.monotonic() + _HEAD_SECONDS
+    while size < _HEAD_BYTES:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(fd, _HEAD_BYTES - size) if ready else b""
+        if not chunk:  # the time is up, or the input ended
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _warm_up(intake: Intake, head: bytes) -> None:
+    """Take in the records of the whole lines of ``head``, and forget the rows."""
+    for line in head.split(b"\n")[:-1]:
+        with contextlib.suppress(InvalidInputLine):
+            message = parse_message(line)
+            if message["type"] == "RECORD" and isinstance(message.get("record"), dict):
+                intake.normalize(0, str(message.get("stream")), message["record"])
+
+
+class _Input(io.RawIOBase):
+    """The input as the child reads it: the head the parent read, then the rest of ``fd``."""
+
+    def __init__(self, head: bytes, fd: int) -> None:
+        super().__init__()
+        self._head = memoryview(head)
+        self._fd = fd
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: t.Any) -> int:
+        if self._head:
+            size = min(len(buffer), len(self._head))
+            buffer[:size] = self._head[:size]
+            self._head = self._head[size:]
+            return size
+        return os.readv(self._fd, [buffer])
+
+
+def _child(source: t.BinaryIO, write_end: int, intake: Intake, parent: int) -> t.NoReturn:
     """The child's whole life: intake to the end of the input, then exit without cleanup
     (the parent's buffers and handlers are the parent's)."""
     # The parent decides when to stop; it stops the child with SIGTERM, which must end it
@@ -151,7 +209,7 @@ def _child(fd: int, write_end: int, intake: Intake, parent: int) -> t.NoReturn:
     writer.start()
     code = 0
     try:
-        tables = _read(fd, intake, ready.put, waiting=lambda: ready.qsize() < _LEFT_BELOW)
+        tables = _read(source, intake, ready.put, waiting=lambda: ready.qsize() < _LEFT_BELOW)
         ready.put(_frame(b"E", orjson.dumps({**_memory(), **tables})))
     except BaseException:  # whatever it is, the parent must hear of it
         code = 1
@@ -196,7 +254,7 @@ def _write(ready: queue.Queue[bytes | None], out: t.BinaryIO) -> None:
         os._exit(1)
 
 
-def _read(fd: int, intake: Intake, send: Callable[[bytes], None],
+def _read(source: t.BinaryIO, intake: Intake, send: Callable[[bytes], None],
           waiting: Callable[[], bool] = lambda: False) -> dict[str, int]:
     """Every line of the input, in order, as frames; a table begun while ``waiting()`` (the
     parent waits for tables) leaves its numbers to the parent. Returns the count of tables
@@ -214,33 +272,32 @@ def _read(fd: int, intake: Intake, send: Callable[[bytes], None],
             tables["tables"] += 1
             tables["tables_numbers_left"] += numbers_left
 
-    with os.fdopen(fd, "rb", buffering=_BUFFER, closefd=False) as source:
-        for number, line in enumerate(source, start=1):
-            if not line.strip():
-                continue
-            try:
-                message = parse_message(line)
-            except InvalidInputLine as exc:
-                send(_skip_frame(number, str(exc), line))
-                continue
-            record = message.get("record")
-            if (message["type"] == "RECORD" and isinstance(record, dict)
-                    and message.get("stream") in key_properties
-                    and all(key in record for key in key_properties[message["stream"]])):
-                if message["stream"] != stream:
-                    flush()
-                    stream = message["stream"]
-                if not rows:
-                    numbers_left = waiting()
-                rows.append(intake.normalize(0, stream, record, parse_number=not numbers_left))
-                if len(rows) >= _CHUNK_ROWS:
-                    flush()
-                continue
-            flush()  # what came before this message reaches the parent before it
-            send(_frame(b"M", line))
-            if message["type"] == "SCHEMA" and isinstance(message.get("stream"), str):
-                key_properties[message["stream"]] = list(message.get("key_properties") or [])
-        flush()
+    for number, line in enumerate(source, start=1):
+        if not line.strip():
+            continue
+        try:
+            message = parse_message(line)
+        except InvalidInputLine as exc:
+            send(_skip_frame(number, str(exc), line))
+            continue
+        record = message.get("record")
+        if (message["type"] == "RECORD" and isinstance(record, dict)
+                and message.get("stream") in key_properties
+                and all(key in record for key in key_properties[message["stream"]])):
+            if message["stream"] != stream:
+                flush()
+                stream = message["stream"]
+            if not rows:
+                numbers_left = waiting()
+            rows.append(intake.normalize(0, stream, record, parse_number=not numbers_left))
+            if len(rows) >= _CHUNK_ROWS:
+                flush()
+            continue
+        flush()  # what came before this message reaches the parent before it
+        send(_frame(b"M", line))
+        if message["type"] == "SCHEMA" and isinstance(message.get("stream"), str):
+            key_properties[message["stream"]] = list(message.get("key_properties") or [])
+    flush()
     return tables
 
 

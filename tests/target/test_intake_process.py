@@ -3,7 +3,9 @@ record lost or process left behind when either side stops."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import pathlib
 import random
 import signal
@@ -16,9 +18,19 @@ import pytest
 
 from benchmarks.messy_stream import SCHEMA as MESSY_SCHEMA
 from benchmarks.messy_stream import messy_records
+from crmphones import phones
 from crmphones.settings import dialect_for
 from target_crmphones.intake import Intake
-from target_crmphones.intake_process import _HEADER, _read, table_frame
+from target_crmphones.intake_process import (
+    _HEAD_BYTES,
+    _HEAD_SECONDS,
+    _HEADER,
+    _Input,
+    _read,
+    _read_head,
+    _warm_up,
+    table_frame,
+)
 from tests.conftest import DESTINATION_TOKEN, outreach_config
 from tests.target.conftest import TargetRunner, ledger
 
@@ -100,7 +112,7 @@ def test_tables_whose_numbers_the_target_normalizes_come_out_the_same(
     def frames(waiting: bool) -> tuple[list[tuple[bytes, t.Any]], dict[str, int]]:
         sent: list[bytes] = []
         with path.open("rb") as handle:
-            counts = _read(handle.fileno(), intake, sent.append, waiting=lambda: waiting)
+            counts = _read(handle, intake, sent.append, waiting=lambda: waiting)
         decoded = []
         for frame in sent:
             kind, payload = frame[:1], frame[_HEADER.size:]
@@ -130,6 +142,41 @@ def test_tables_whose_numbers_the_target_normalizes_come_out_the_same(
         return out
 
     assert rows(left) == rows(normalized)
+
+
+def test_the_head_taken_in_before_the_fork_is_read_again_by_the_child(
+    outreach_destination: EmulatorServer, tmp_path: pathlib.Path,
+) -> None:
+    """The parent reads at most ``_HEAD_BYTES`` of the input, and no longer than
+    ``_HEAD_SECONDS`` when the tap is slow; it takes the head's records in (the normalizer
+    then knows their numbers); the child reads the head, then the rest, byte for byte."""
+    data = ("\n".join(_messy_input(2600)) + "\n").encode()
+    assert len(data) > 1.5 * _HEAD_BYTES
+    path = tmp_path / "input.singer"
+    path.write_bytes(data)
+    with path.open("rb") as handle:
+        head = _read_head(handle.fileno())
+        assert head == data[:_HEAD_BYTES]
+        assert io.BufferedReader(_Input(head, handle.fileno()), 4096).read() == data
+
+    read_end, write_end = os.pipe()
+    os.write(write_end, data[:5000])  # a tap that wrote this much, then nothing yet
+    started = time.monotonic()
+    slow_head = _read_head(read_end)
+    assert _HEAD_SECONDS <= time.monotonic() - started < _HEAD_SECONDS + 1
+    assert slow_head == data[:5000]
+    os.write(write_end, data[5000:6000])
+    os.close(write_end)
+    assert io.BufferedReader(_Input(slow_head, read_end), 4096).read() == data[:6000]
+    os.close(read_end)
+
+    dialect = dialect_for(outreach_config(outreach_destination, DESTINATION_TOKEN))
+    phones.use_backend("phonenumbers")
+    before = phones._normalize_cached.cache_info()
+    _warm_up(Intake(dialect, None), head)
+    after = phones._normalize_cached.cache_info()
+    dialect.close()
+    assert after.hits + after.misses - before.hits - before.misses > 1000  # about 1,600 records
 
 
 def _start(config_path: pathlib.Path, cwd: pathlib.Path) -> subprocess.Popen[bytes]:
