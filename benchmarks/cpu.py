@@ -12,8 +12,9 @@ target's own peak). With ``intake_process: false`` the target runs as one proces
 Of "in all", the part that is mapped files (the libraries' code: DuckDB's, Arrow's) is
 printed beside it. It depends on the machine's page cache more than on the run: on Linux 6.18
 with ext4, libraries that pip has just written are cached in large folios and mapped whole:
-26 MiB more of the target's RSS at 1,000,000 records (rphonenumbers) than once they have been
-read back from disk (after ``echo 3 > /proc/sys/vm/drop_caches``), for the same run.
+about 35 MiB more in all at 1,000,000 records (296 against 261 MiB with rphonenumbers, 268
+against 234 with phonenumbers) than once they have been read back from disk (after ``echo 3 >
+/proc/sys/vm/drop_caches``), for the same run.
 Run: ``python -m benchmarks.cpu --records 1000000 --rounds 3``.
 """
 
