@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import typing as t
 from functools import cached_property
 
-import pyarrow as pa
 from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.mapper import SameRecordTransform
@@ -21,6 +19,7 @@ from target_crmphones.reader import TolerantSingerReader
 from target_crmphones.sinks import PhoneSink
 
 if t.TYPE_CHECKING:
+    import pyarrow as pa
     from singer_sdk.sinks import Sink
 
     from crmphones.dialects.base import Dialect
@@ -48,11 +47,6 @@ class TargetCRMPhones(Target):
         intake process when records reach the sinks as they came (no stream map)."""
         self._identity_sinks: dict[str, PhoneSink] = {}
         super().__init__(*args, **kwargs)
-        # Arrow's buffers from the C allocator unless the user chose a pool: mimalloc, Arrow's
-        # default, keeps what a batch freed resident, in both processes (8-9 MiB more in all
-        # at 1,000,000 records, at the same speed).
-        if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
-            pa.set_memory_pool(pa.system_memory_pool())
         # Linux only: elsewhere forking a process that has loaded these libraries is unsafe
         # (macOS) or impossible (Windows).
         if self.config.get("intake_process", True) and sys.platform.startswith("linux") and not any(
