@@ -17,11 +17,11 @@ in input order, frames on a pipe:
 - ``E``: the end of the input, with the child's memory figures; ``X``: the child failed.
 
 Before the fork the parent reads the head of the input and takes its records in, keeping
-nothing: the normalizer's caches are then made once, in pages the two processes share, and the
-child reads the head from the parent's copy, then the rest from the input. A writer thread in
-the child keeps up to ``_AHEAD`` frames ready, so the child goes on while the parent is busy
-with a batch. The parent stops the child if it stops first; if the child
-dies, the parent fails the run rather than take a partial input for the whole.
+nothing: the normalizer's caches are then made once, in pages the two processes share, and
+the child reads the head from the parent's copy, then the rest from the input. A writer
+thread in the child keeps up to ``_AHEAD`` frames ready, so the child goes on while the
+parent is busy with a batch. The parent stops the child if it stops first; if the child dies,
+the parent fails the run rather than take a partial input for the whole.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ _AHEAD = 6
 # then waiting, or about to. At 200,000 records with phonenumbers, side by side: 21.9-23.2 s
 # against 25.0-26.0 s with none left; about 90 of the 200 tables are then left. With
 # rphonenumbers too since the target's own work shrank (1,000,000 records: 60.4-61.9 s
-# against 68.3-71.7 s; the library's caches then grow in both processes: 22 MiB more).
+# against 68.3-71.7 s; the library's caches then grew in both processes, 22 MiB more, until
+# the parent took the input's head in before the fork: see ``_HEAD_BYTES``).
 _LEFT_BELOW = 3
 _BUFFER = 1 << 20
 # The head of the input taken in before the fork: rphonenumbers compiles the patterns of each
@@ -166,12 +167,16 @@ def _read_head(fd: int) -> bytes:
 
 
 def _warm_up(intake: Intake, head: bytes) -> None:
-    """Take in the records of the whole lines of ``head``, and forget the rows."""
-    for line in head.split(b"\n")[:-1]:
-        with contextlib.suppress(InvalidInputLine):
-            message = parse_message(line)
-            if message["type"] == "RECORD" and isinstance(message.get("record"), dict):
-                intake.normalize(0, str(message.get("stream")), message["record"])
+    """Take in the records of the whole lines of ``head``, and forget the rows.
+
+    Only a saving: a line that fails here ends the warm-up, and the child, which reads it
+    again, reports its failure as it would any other."""
+    with contextlib.suppress(Exception):
+        for line in head.split(b"\n")[:-1]:
+            with contextlib.suppress(InvalidInputLine):
+                message = parse_message(line)
+                if message["type"] == "RECORD" and isinstance(message.get("record"), dict):
+                    intake.normalize(0, str(message.get("stream")), message["record"])
 
 
 class _Input(io.RawIOBase):
@@ -179,17 +184,17 @@ class _Input(io.RawIOBase):
 
     def __init__(self, head: bytes, fd: int) -> None:
         super().__init__()
-        self._head = memoryview(head)
+        self._head: memoryview | None = memoryview(head) if head else None
         self._fd = fd
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: t.Any) -> int:
-        if self._head:
+        if self._head is not None:
             size = min(len(buffer), len(self._head))
             buffer[:size] = self._head[:size]
-            self._head = self._head[size:]
+            self._head = self._head[size:] if size < len(self._head) else None  # then freed
             return size
         return os.readv(self._fd, [buffer])
 

@@ -149,7 +149,8 @@ def test_the_head_taken_in_before_the_fork_is_read_again_by_the_child(
 ) -> None:
     """The parent reads at most ``_HEAD_BYTES`` of the input, and no longer than
     ``_HEAD_SECONDS`` when the tap is slow; it takes the head's records in (the normalizer
-    then knows their numbers); the child reads the head, then the rest, byte for byte."""
+    then knows their numbers), and a failure there does not stop the run; the child reads the
+    head, then the rest, byte for byte."""
     data = ("\n".join(_messy_input(2600)) + "\n").encode()
     assert len(data) > 1.5 * _HEAD_BYTES
     path = tmp_path / "input.singer"
@@ -175,8 +176,14 @@ def test_the_head_taken_in_before_the_fork_is_read_again_by_the_child(
     before = phones._normalize_cached.cache_info()
     _warm_up(Intake(dialect, None), head)
     after = phones._normalize_cached.cache_info()
-    dialect.close()
     assert after.hits + after.misses - before.hits - before.misses > 1000  # about 1,600 records
+
+    class Failing(Intake):
+        def normalize(self, *args: t.Any, **kwargs: t.Any) -> dict[str, t.Any]:
+            raise RuntimeError
+
+    _warm_up(Failing(dialect, None), head)  # only a saving: the child reports what fails
+    dialect.close()
 
 
 def _start(config_path: pathlib.Path, cwd: pathlib.Path) -> subprocess.Popen[bytes]:
