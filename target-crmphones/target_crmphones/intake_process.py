@@ -167,16 +167,12 @@ def _read_head(fd: int) -> bytes:
 
 
 def _warm_up(intake: Intake, head: bytes) -> None:
-    """Take in the records of the whole lines of ``head``, and forget the rows.
+    """Take in the whole lines of ``head`` as the child will (``_read``), and drop the frames.
 
     Only a saving: a line that fails here ends the warm-up, and the child, which reads it
     again, reports its failure as it would any other."""
     with contextlib.suppress(Exception):
-        for line in head.split(b"\n")[:-1]:
-            with contextlib.suppress(InvalidInputLine):
-                message = parse_message(line)
-                if message["type"] == "RECORD" and isinstance(message.get("record"), dict):
-                    intake.normalize(0, str(message.get("stream")), message["record"])
+        _read(io.BytesIO(head[:head.rfind(b"\n") + 1]), intake, lambda frame: None)
 
 
 class _Input(io.RawIOBase):
