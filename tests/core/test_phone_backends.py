@@ -62,11 +62,12 @@ def test_an_unknown_or_missing_backend_is_a_setting_error(backend):
         backend("libphonenumber-js")
 
 
-def test_validity_found_with_the_region_is_phonenumbers_own():
-    """``_valid_for_region`` skips phonenumbers' second look at a region it found by the
-    number's types; on the messy corpus, on every region's example numbers of four types
-    (leading-digit regions of +1, +7, +44... among them) and on each of those with its last
-    digits changed (invalid ones too), it answers as ``is_valid_number_for_region`` does."""
+def test_region_and_validity_are_phonenumbers_own():
+    """``_region_and_validity`` stands in for phonenumbers' ``region_code_for_number`` and
+    ``is_valid_number_for_region``, and answers as they do: on the messy corpus, on every
+    region's example numbers of four types (the regions that share +1, +7, +44... among them),
+    on each of those with its last digits changed (invalid ones too), and on random national
+    numbers of +1, +7, +44 and +61 of every length from 6 to 12 digits."""
     import phonenumbers
 
     raws = [raw for raw, *_ in _corpus(5_000)]
@@ -79,20 +80,58 @@ def test_validity_found_with_the_region_is_phonenumbers_own():
                 e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
                 raws += [e164, *(e164[:-3] + f"{rng.randrange(1000):03d}" for _ in range(3)),
                          e164[:-4] + "0000", e164[:4] + "0" + e164[5:]]
-    checked = shortcut = 0
+    for code in (1, 7, 44, 61):
+        raws += [f"+{code}" + "".join(rng.choice("0123456789") for _ in range(length))
+                 for length in range(6, 13) for _ in range(500)]
+    for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS:
+        example = phonenumbers.example_number_for_non_geo_entity(code)
+        if example is not None:
+            raws.append(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164))
+    seen: dict[tuple[str | None, bool], int] = {}
     for raw in raws:
         try:
             parsed = phonenumbers.parse(raw, "US")
         except phonenumbers.NumberParseException:
             continue
         region = phonenumbers.region_code_for_number(parsed)
-        expected = phonenumbers.is_valid_number_for_region(parsed, region)
-        assert phones._valid_for_region(parsed, region) == expected, raw
-        checked += 1
-        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(parsed.country_code, ())
-        shortcut += region is not None and len(regions) > 1 and phonenumbers.PhoneMetadata.\
-            metadata_for_region(region).leading_digits is None
-    assert checked > 6_000 and shortcut > 2_000
+        expected = (region, phonenumbers.is_valid_number_for_region(parsed, region))
+        assert phones._region_and_validity(parsed) == expected, raw
+        seen[expected] = seen.get(expected, 0) + 1
+    regions = {region for region, _ in seen}
+    assert {"US", "CA", "AG", "PR", "RU", "KZ", "GB", "JE", "AU", "CX", "001", None} <= regions
+    assert sum(n for (_, valid), n in seen.items() if valid) > 6_000
+    assert sum(n for (_, valid), n in seen.items() if not valid) > 6_000
+
+
+def test_has_type_is_phonenumbers_own():
+    """``_has_type`` answers as ``_number_type_helper(...) != UNKNOWN`` for the metadata of
+    every region and non-geographic code, on its example numbers of each type, each with a
+    digit cut or added at either end, and on random numbers of every length from 2 to 17."""
+    import phonenumbers
+    from phonenumbers import PhoneMetadata, phonenumberutil
+
+    rng = random.Random("has-type")
+    everything = [PhoneMetadata.metadata_for_region(region)
+                  for region in sorted(phonenumbers.SUPPORTED_REGIONS)]
+    everything += [PhoneMetadata.metadata_for_nongeo_region(code)
+                   for code in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)]
+    answers = {True: 0, False: 0}
+    for metadata in everything:
+        examples = {description.example_number
+                    for name in ("general_desc", *phones._TYPE_DESCRIPTIONS, "mobile")
+                    if (description := getattr(metadata, name)) is not None
+                    and description.example_number}
+        numbers = {variant for example in examples
+                   for variant in (example, example[1:], example[:-1], example + "0",
+                                   str(rng.randrange(10)) + example)}
+        numbers |= {"".join(rng.choice("0123456789") for _ in range(length))
+                    for length in range(2, 18) for _ in range(3)}
+        for number in sorted(numbers):
+            expected = (phonenumberutil._number_type_helper(number, metadata)
+                        != phonenumbers.PhoneNumberType.UNKNOWN)
+            assert phones._has_type(number, metadata) == expected, (metadata.id, number)
+            answers[expected] += 1
+    assert answers[True] > 1_000 and answers[False] > 10_000
 
 
 def test_digits_only_is_phonenumbers_own():
