@@ -77,8 +77,8 @@ def common_settings() -> list[th.Property]:
             "phone_normalizer", th.StringType(allowed_values=list(BACKENDS)),
             default="phonenumbers",
             description="Library that parses and validates numbers: `phonenumbers`, or "
-            "`rphonenumbers` (the same results from libphonenumber's Rust port, about 5x "
-            "faster; `pip install crmphones[fast]`).",
+            "`rphonenumbers` (the same results from libphonenumber's Rust port, about 2x "
+            "faster on messy CRM numbers; `pip install crmphones[fast]`).",
         ),
         th.Property(
             "default_region", th.StringType, default="US",
