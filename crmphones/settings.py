@@ -78,8 +78,9 @@ def common_settings() -> list[th.Property]:
             default="phonenumbers",
             description="Library that parses and validates numbers: `phonenumbers`, or "
             "`rphonenumbers` (the same results from libphonenumber's Rust port; `pip install "
-            "crmphones[fast]`): about 2x faster at normalizing messy CRM numbers, but with the "
-            "intake process on two cores a whole run is no faster, in more memory.",
+            "crmphones[fast]`): about 2x faster at normalizing messy CRM numbers, though a "
+            "target run on two cores, with its intake process, is no faster and holds more "
+            "memory.",
         ),
         th.Property(
             "default_region", th.StringType, default="US",
