@@ -88,6 +88,7 @@ _OUTCOME_SCHEMA = pa.schema([
 ])
 _MEMORY_LIMIT = "32MB"
 _EXPORT_SLICE = 20_000  # records per COPY of the outcomes CSV
+_PARENT_SLICE = 100_000  # records per partial count of outcomes per parent
 
 
 class Staging:
@@ -237,21 +238,49 @@ class Staging:
         return row[0] if row else _now()
 
     def by_parent(self, limit: int) -> list[dict[str, t.Any]]:
-        """Outcomes per parent, the parents with the most writes first."""
-        # Joined on `seq` within the run (not on run_id too): narrower rows, which a
-        # 3,000,000-record run needs to fit the memory limit.
+        """Outcomes per parent, the parents with the most writes first.
+
+        Counted a slice of the run at a time, then summed: in one statement, the join of a
+        3,000,000-record run's outcomes and records ran out of 32 MB; a slice needs a few MB
+        whatever the run's size.
+        """
+        last = self._last_seq()
+        counts = """count(*) FILTER (WHERE o.outcome = 'created') AS created,
+                    count(*) FILTER (WHERE o.outcome = 'updated') AS updated,
+                    count(*) FILTER (WHERE o.outcome = 'unchanged') AS unchanged,
+                    count(*) FILTER (WHERE o.outcome = 'rejected') AS rejected"""
+        self.connection.execute(
+            """CREATE OR REPLACE TEMP TABLE parent_counts (parent_type VARCHAR,
+               parent_id VARCHAR, created BIGINT, updated BIGINT, unchanged BIGINT,
+               rejected BIGINT)""")
+        for first in range(1, last + 1, _PARENT_SLICE):
+            self.connection.execute(
+                f"""INSERT INTO parent_counts
+                    SELECT s.parent_type, s.parent_id, {counts}
+                    FROM (SELECT seq, outcome FROM outcomes
+                          WHERE run_id = $run AND seq BETWEEN $first AND $last) o
+                    JOIN (SELECT seq, parent_type, parent_id FROM staged
+                          WHERE run_id = $run AND parent_id IS NOT NULL
+                            AND seq BETWEEN $first AND $last) s USING (seq)
+                    GROUP BY ALL""",
+                {"run": self.run_id, "first": first, "last": first + _PARENT_SLICE - 1})
         cursor = self.connection.execute(
-            """SELECT s.parent_type, s.parent_id,
-                      count(*) FILTER (WHERE o.outcome = 'created') AS created,
-                      count(*) FILTER (WHERE o.outcome = 'updated') AS updated,
-                      count(*) FILTER (WHERE o.outcome = 'unchanged') AS unchanged,
-                      count(*) FILTER (WHERE o.outcome = 'rejected') AS rejected
-               FROM (SELECT seq, outcome FROM outcomes WHERE run_id = $run) o
-               JOIN (SELECT seq, parent_type, parent_id FROM staged
-                     WHERE run_id = $run AND parent_id IS NOT NULL) s USING (seq)
-               GROUP BY ALL ORDER BY created + updated + rejected DESC, 1, 2 LIMIT $limit""",
-            {"run": self.run_id, "limit": limit})
-        return _dicts(cursor)
+            """SELECT * FROM (
+                   SELECT parent_type, parent_id, sum(created)::BIGINT AS created,
+                          sum(updated)::BIGINT AS updated, sum(unchanged)::BIGINT AS unchanged,
+                          sum(rejected)::BIGINT AS rejected
+                   FROM parent_counts GROUP BY ALL)
+               ORDER BY created + updated + rejected DESC, 1, 2 LIMIT $limit""",
+            {"limit": limit})
+        rows = _dicts(cursor)
+        self.connection.execute("DROP TABLE parent_counts")
+        return rows
+
+    def _last_seq(self) -> int:
+        """The run's last record's number (0 before any)."""
+        (last,), = self.connection.execute("SELECT max(seq) FROM staged WHERE run_id = ?",
+                                           [self.run_id]).fetchall()
+        return last or 0
 
     def sample(self, per_outcome: int) -> list[dict[str, t.Any]]:
         """The first records of each written or rejected outcome, for a person to read."""
@@ -276,13 +305,11 @@ class Staging:
         in one statement, the join and sort of a 1,000,000-record run ran out of memory
         (even with 64 MB); a slice needs a few MB whatever the run's size.
         """
-        last = self.connection.execute("SELECT max(seq) FROM staged WHERE run_id = ?",
-                                       [self.run_id]).fetchone()
         target = pathlib.Path(path)
         piece = target.with_name(f"{target.name}.part")
         escaped = str(piece).replace("'", "''")
         with target.open("wb") as out:
-            for first in range(1, max(last[0] or 0, 1) + 1, _EXPORT_SLICE):
+            for first in range(1, max(self._last_seq(), 1) + 1, _EXPORT_SLICE):
                 # COPY takes no parameters; run_id is our own hex uuid, the bounds integers.
                 self.connection.execute(
                     f"""COPY (SELECT s.seq, o.outcome, s.stream, s.source_id, s.parent_type,

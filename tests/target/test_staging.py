@@ -56,9 +56,13 @@ def test_outcomes_csv_is_whole_when_written_in_slices(
     assert not list(tmp_path.glob("*.part"))
 
 
-def test_report_queries_keep_to_their_run(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("slice_records", [100_000, 2])
+def test_report_queries_keep_to_their_run(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+                                          slice_records: int) -> None:
     """Outcomes per parent (most writes first) and the sample (the first records of each
-    written or rejected outcome) come from this run only, whatever an earlier run held."""
+    written or rejected outcome) come from this run only, whatever an earlier run held; the
+    counts per parent are the same whether the run is counted in one slice or in five."""
+    monkeypatch.setattr(staging_module, "_PARENT_SLICE", slice_records)
     path = str(tmp_path / "ledger.duckdb")
     earlier = Staging(path, "a" * 32)
     earlier.stage(_rows(range(1, 10)))
