@@ -89,7 +89,8 @@ _OUTCOME_SCHEMA = pa.schema([
 # DuckDB's memory while the input streams in, beside the intake process, and for the run
 # report's queries over the whole run, once the input has ended. 24 MB, not 32, during the
 # load: 8 MiB less at the peak in all (218-219 against 226-227 MiB at 1,000,000 records, side
-# by side); the de-duplication ran out of 16 MB, and the per-parent report query out of 20.
+# by side); the de-duplication ran out of 16 MB, and the per-parent report query, then in
+# one statement, out of 20.
 _MEMORY_LIMIT = "24MB"
 _REPORT_MEMORY_LIMIT = "32MB"
 _EXPORT_SLICE = 20_000  # records per COPY of the outcomes CSV
