@@ -293,6 +293,8 @@ def _regions_of(country_code: int) -> tuple[tuple[str, re.Pattern[str] | None, t
 _TYPE_DESCRIPTIONS = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number",
                       "pager", "uan", "voicemail", "fixed_line")
 _NEVER = re.compile(r"(?!)")
+# (region, country code, number length) -> its patterns (``_type_patterns``), made on first use.
+_TYPE_PATTERNS: dict[tuple[str, int, int], tuple[re.Pattern[str], re.Pattern[str]]] = {}
 
 
 def _has_type(number: str, metadata: t.Any) -> bool:
@@ -307,9 +309,6 @@ def _has_type(number: str, metadata: t.Any) -> bool:
         patterns = _TYPE_PATTERNS[key] = _type_patterns(metadata, len(number))
     general, any_type = patterns
     return general.fullmatch(number) is not None and any_type.fullmatch(number) is not None
-
-
-_TYPE_PATTERNS: dict[tuple[str, int, int], tuple[re.Pattern[str], re.Pattern[str]]] = {}
 
 
 def _type_patterns(metadata: t.Any, length: int) -> tuple[re.Pattern[str], re.Pattern[str]]:

@@ -17,9 +17,8 @@ import typing as t
 import duckdb
 import pyarrow as pa
 
-# Each Arrow table here lives for one insert. Arrow's own pool (mimalloc) kept what they
-# freed: 30 MiB more RSS from the first batch on. The C allocator reuses it for the rest.
-pa.set_memory_pool(pa.system_memory_pool())
+# Each Arrow table here lives for one insert: Arrow's buffers come from the C allocator, which
+# reuses what they freed (ARROW_DEFAULT_MEMORY_POOL, set in the package's __init__).
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
