@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import sys
 import typing as t
 
@@ -21,23 +20,9 @@ if t.TYPE_CHECKING:
 
 __all__ = ["run_plugin"]
 
-_SWITCH_INTERVAL = 0.0005  # seconds
-_YOUNG_OBJECTS = 50_000  # allocations between two passes of the collector (Python's: 700)
-
 
 def run_plugin(plugin: type[PluginBase]) -> t.NoReturn:
     """Run a tap or target CLI, turning our errors into one-line messages and exit code 1."""
-    # Requests run on threads (the next page fetched ahead, concurrent reads and writes) while
-    # the main thread does CPU work: a thread whose answer has arrived waits for the GIL up to
-    # the switch interval, 5 ms by default, which is a quarter of a fast API's round trip.
-    sys.setswitchinterval(_SWITCH_INTERVAL)
-    # The objects made so far (the imports: singer-sdk, DuckDB, pyarrow, httpx...) live as long
-    # as the process; frozen, the collector's full passes no longer walk them all. And a pass
-    # every 50,000 allocations, not 700: records come and go by the thousand and reference
-    # counting frees them; a pass only ever finds the rare cycle. In a 200,000-record target
-    # run the collector took 1.4-1.8 s of the target's CPU; it now takes about 0.1 s.
-    gc.freeze()
-    gc.set_threshold(_YOUNG_OBJECTS, 20, 10)
     try:
         # Outside standalone mode click returns (not raises) the code of a ctx.exit().
         code = plugin.cli.main(prog_name=plugin.name, standalone_mode=False)

@@ -14,19 +14,21 @@ import math
 import typing as t
 
 import orjson
-import pyarrow as pa
 
 from crmphones.dialects.base import is_integer_id
 from crmphones.phones import PHONE_TYPES, canonical_phone_type, normalize
 from crmphones.records import PhoneRecord
-from target_crmphones.reader import NOT_AN_OBJECT
 
 if t.TYPE_CHECKING:
     from collections.abc import Sequence
 
     from crmphones.dialects.base import Dialect
 
-__all__ = ["Intake", "record_text", "wanted_phones"]
+__all__ = ["NOT_AN_OBJECT", "Intake", "record_text", "wanted_phones"]
+
+#: A RECORD whose `record` is not a JSON object travels under this key (the reader puts it
+#: there), to be rejected, and so accounted for, here.
+NOT_AN_OBJECT = "__crmphones_not_an_object__"
 
 _FIELDS = ("source_id", "parent_type", "parent_id", "ancestors", "number", "e164", "extension",
            "region", "phone_type", "label", "is_primary", "reject_reason")
@@ -47,13 +49,8 @@ class Intake:
         """One staged row per record, in order."""
         return [self.normalize(seq, stream, record) for seq, stream, record in batch]
 
-    def normalize(self, seq: int, stream: str, record: dict[str, t.Any], *,
-                  parse_number: bool = True) -> dict[str, t.Any]:
-        """Check and normalize one input record into a staged row (with a reason if rejected).
-
-        With ``parse_number=False`` the phone number is left as read, for ``finish_numbers`` to
-        normalize in another process: the row is then the same as if it had been done here.
-        """
+    def normalize(self, seq: int, stream: str, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Check and normalize one input record into a staged row (with a reason if rejected)."""
         text = record_text(record)
         row: dict[str, t.Any] = dict.fromkeys(_FIELDS)
         row.update(seq=seq, stream=stream, record=text,
@@ -64,25 +61,8 @@ class Intake:
         except ValueError as exc:
             row["reject_reason"] = str(exc)
             return row
-        if parse_number:
-            row.update(self._number(row["e164"], row["number"], row["extension"], row["region"]))
+        row.update(self._number(row["e164"], row["number"], row["extension"], row["region"]))
         return row
-
-    def finish_numbers(self, table: pa.Table) -> pa.Table:
-        """Normalize the numbers of a table of rows made with ``normalize(parse_number=False)``."""
-        done = {name: table[name].to_pylist() for name in ("e164", "extension", "region",
-                                                           "reject_reason")}
-        numbers = table["number"].to_pylist()
-        for index, rejected in enumerate(done["reject_reason"]):
-            if rejected is None:  # each row's fields are read before they are replaced
-                fields = self._number(done["e164"][index], numbers[index],
-                                      done["extension"][index], done["region"][index])
-                for name, value in fields.items():
-                    done[name][index] = value
-        for name in done:
-            table = table.set_column(table.schema.get_field_index(name), name,
-                                     pa.array(done[name], pa.string()))
-        return table
 
     def _number(self, e164: str | None, number: str | None, extension: str | None,
                 region: str | None) -> dict[str, t.Any]:

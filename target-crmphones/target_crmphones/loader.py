@@ -17,8 +17,6 @@ import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 
-import pyarrow as pa
-
 from crmphones.dialects.base import Owner, WriteResult
 from crmphones.errors import FatalRequestError, TransientError
 from crmphones.http import AmbiguousWriteError
@@ -31,6 +29,8 @@ from target_crmphones.staging import Staging, intake_table
 
 if t.TYPE_CHECKING:
     from collections.abc import Sequence
+
+    import pyarrow as pa
 
     from crmphones.dialects.base import Dialect
 
@@ -99,13 +99,6 @@ class Load:
     def receive(self, stream: str, record: dict[str, t.Any]) -> dict[str, t.Any]:
         """Number one record in arrival order and check and normalize it into a staged row."""
         return self.intake.normalize(self.next_seq(), stream, record)
-
-    def number(self, table: pa.Table) -> pa.Table:
-        """Number a table of intake rows (from the intake process) in arrival order."""
-        first = self.records_seen + 1
-        self.records_seen += table.num_rows
-        seqs = pa.array(range(first, first + table.num_rows), pa.int64())
-        return table.set_column(table.schema.get_field_index("seq"), "seq", seqs)
 
     def load_batch(self, batch: Sequence[tuple[int, str, dict[str, t.Any]]]) -> None:
         """Take one batch of (seq, stream, record) from receipt to recorded outcome."""
