@@ -139,7 +139,7 @@ def jsonl_run(path: pathlib.Path) -> Held:
 def normalizers() -> list[str]:
     """The normalizers installed here."""
     try:
-        import rphonenumbers  # noqa: F401, PLC0415
+        import rphonenumbers  # noqa: F401
     except ImportError:
         return ["phonenumbers"]
     return ["phonenumbers", "rphonenumbers"]
