@@ -132,8 +132,8 @@ class Intake:
 def record_text(record: t.Any) -> str:
     """The record as canonical JSON (sorted keys): what is staged and fingerprinted.
 
-    orjson is about 10x ``json.dumps``; what it refuses (integers past 64 bits, lone
-    surrogates) is written by ``json`` instead, with NaN and infinities as null, as orjson
+    orjson first; what it refuses (integers past 64 bits, lone surrogates) is written by
+    ``json`` instead, with NaN and infinities as null, as orjson
     writes them: the text is staged as JSON unchecked, so it must be JSON.
     """
     try:
@@ -187,8 +187,7 @@ def wanted_phones(provider: str, winners: Sequence[tuple[t.Any, ...]]
     wanted = []
     for (seq, _, parent_type, parent_id, ancestors, number, e164, extension, region, phone_type,
          label, is_primary) in winners:
-        # Positional: keywords cost a batch of 10,000 rows 10 ms more (the order is checked by
-        # tests/target/test_staging.py).
+        # Positional, in ``PhoneRecord``'s field order (checked by tests/target/test_staging.py).
         wanted.append((seq, PhoneRecord(
             None, provider, parent_type, parent_id, number or e164, e164, extension, region,
             phone_type, label, is_primary, True, None, None,

@@ -45,9 +45,8 @@ CREATE TABLE IF NOT EXISTS staged (
     number VARCHAR, e164 VARCHAR, extension VARCHAR, region VARCHAR,
     phone_type VARCHAR, label VARCHAR, is_primary BOOLEAN,
     reject_reason VARCHAR,
-    -- zstd: checkpoints take a third less time than with DuckDB's own choice (FSST), and
-    -- the file less than half the room (100,000 messy records: 0.70 s and 10 MB, against
-    -- 1.00 s and 23 MB). Files made before keep what they had.
+    -- zstd: records are long JSON texts, which it packs better and checkpoints faster than
+    -- DuckDB's own choice (FSST). Files made before keep what they had.
     record JSON USING COMPRESSION zstd
 );
 ALTER TABLE staged ADD COLUMN IF NOT EXISTS fingerprint VARCHAR;
@@ -85,13 +84,6 @@ _OUTCOME_SCHEMA = pa.schema([
     ("seq", pa.int64()), ("outcome", pa.string()), ("destination_id", pa.string()),
     ("changes", pa.string()), ("detail", pa.string()),
 ])
-# DuckDB's memory while the input streams in, beside the intake process, and for the run
-# report's queries over the whole run, once the input has ended. 24 MB, not 32, during the
-# load: 8 MiB less at the peak in all (218-219 against 226-227 MiB at 1,000,000 records, side
-# by side); the de-duplication ran out of 16 MB, and the per-parent report query, then in
-# one statement, out of 20.
-_MEMORY_LIMIT = "24MB"
-_REPORT_MEMORY_LIMIT = "32MB"
 _EXPORT_SLICE = 20_000  # records per COPY of the outcomes CSV
 _PARENT_SLICE = 100_000  # records per partial count of outcomes per parent
 
@@ -107,13 +99,10 @@ class Staging:
         self._refused_earlier = False  # whether earlier runs refused any input (start_run)
         self._kept_reads = False  # whether this run kept destination reads (keep_read)
         # Every statement still commits to the WAL (each outcome is durable as it is
-        # recorded); folding the WAL into the file every 16 MB (the default) made these
-        # checkpoints a third of a large load's time. Memory is bounded so a long load
-        # spills to disk instead of growing (32 MB and one thread: 226 MiB peak RSS at
-        # 1,000,000 records, against 279 MiB with 64 MB and two; now 24 MB: _MEMORY_LIMIT).
-        # On a batch of 10,000 rows a second thread gained little and held memory.
-        self.connection = duckdb.connect(str(path), config={
-            "checkpoint_threshold": "256MB", "memory_limit": _MEMORY_LIMIT, "threads": 1})
+        # recorded); folding the WAL into the file at DuckDB's default 16 MB made checkpoints
+        # a large share of a long load. DuckDB's memory is its own default: what does not fit
+        # spills to a temporary directory beside the file instead of failing the run.
+        self.connection = duckdb.connect(str(path), config={"checkpoint_threshold": "256MB"})
         self.connection.execute(_DDL)
 
     def close(self) -> None:
@@ -128,7 +117,7 @@ class Staging:
         )
         # Earlier runs' refusals cannot change during this one (the file is this process's):
         # gathered once, each batch looks its fingerprints up in them instead of joining the
-        # whole ledger again, which grew with the run (quadratic: 0.5 s at 200,000 records).
+        # whole ledger again, which grows with the run.
         self.connection.execute(
             """CREATE OR REPLACE TEMP TABLE refused_earlier AS
                SELECT s.fingerprint, arg_max(o.detail, o.recorded_at) AS detail,
@@ -179,8 +168,7 @@ class Staging:
         """
         rows = self.connection.execute(query, [self.run_id, stream, first_seq, last_seq]
                                        ).fetchall()
-        # Rows as DuckDB gives them: with a dict made of each, a batch of 10,000 took 96 ms from
-        # here to its plan, against 80 (``intake.wanted_phones`` reads them by position).
+        # Rows as DuckDB gives them (``intake.wanted_phones`` reads them by position).
         return [row[:-1] for row in rows if row[-1]], [row[0] for row in rows if not row[-1]]
 
     def record_outcomes(self, outcomes: Sequence[tuple[int, str, str | None, t.Any, str | None]]) -> None:
@@ -192,8 +180,7 @@ class Staging:
             "seq": seqs, "outcome": kinds, "destination_id": destinations,
             "changes": [None if c is None else json.dumps(c) for c in changes],
             "detail": details}, schema=_OUTCOME_SCHEMA)
-        # The run's id and the time as parameters: as Arrow columns of one value repeated,
-        # 9,000 outcomes took 14 ms to record, against 10.
+        # The run's id and the time as parameters, not as columns of one value repeated.
         with self._registered("new_outcomes", table):
             self.connection.execute(
                 "INSERT INTO outcomes SELECT ?, seq, outcome, destination_id, changes, detail, ? "
@@ -216,11 +203,8 @@ class Staging:
     def finish_run(self) -> dict[str, int]:
         """Store the run's counts and return them."""
         # Fold the run's log into the file first (closing would anyway): what it held in
-        # memory is released for the report's queries over the whole run, which ran out of
-        # 32 MB at 3,000,000 records without it. The intake process has ended by now: its
-        # memory is the report's.
+        # memory is released for the report's queries over the whole run.
         self.connection.execute("CHECKPOINT")
-        self.connection.execute(f"SET memory_limit = '{_REPORT_MEMORY_LIMIT}'")
         counts = self.counts()
         self.connection.execute(
             """UPDATE runs SET finished_at = ?, received = ?, created = ?, updated = ?,
@@ -247,9 +231,8 @@ class Staging:
     def by_parent(self, limit: int) -> list[dict[str, t.Any]]:
         """Outcomes per parent, the parents with the most writes first.
 
-        Counted a slice of the run at a time, then summed: in one statement, the join of a
-        3,000,000-record run's outcomes and records ran out of 32 MB; a slice needs a few MB
-        whatever the run's size.
+        Counted a slice of the run at a time, then summed, so that the join's memory does not
+        grow with the run.
         """
         last = self._last_seq()
         counts = """count(*) FILTER (WHERE o.outcome = 'created') AS created,
@@ -308,9 +291,8 @@ class Staging:
     def export_outcomes(self, path: str) -> None:
         """Every record of the run with its outcome, as CSV (the dry run's reviewable plan).
 
-        DuckDB writes it a slice of the run at a time and the file is their concatenation:
-        in one statement, the join and sort of a 1,000,000-record run ran out of memory
-        (even with 64 MB); a slice needs a few MB whatever the run's size.
+        DuckDB writes it a slice of the run at a time and the file is their concatenation, so
+        that the join and sort's memory does not grow with the run.
         """
         target = pathlib.Path(path)
         piece = target.with_name(f"{target.name}.part")
@@ -370,7 +352,7 @@ class Staging:
         phones as JSON, in the order read (an empty list: read, and it had none)."""
         if not self._kept_reads or not owners:
             return {}
-        # The keys as a registered table: as a list parameter they cost DuckDB 10x the query.
+        # The keys as a registered table: DuckDB plans a list parameter far worse.
         # An owner's phones were kept by one insert, numbered in the order read: sorting on
         # that number alone keeps each owner's order (sorting on the owner too tripled it).
         with self._registered("owner_keys", _keys(owners)):
