@@ -3,7 +3,8 @@
 ``rphonenumbers`` is a test dependency, so this always runs: a backend that disagreed on a
 single number of the messy corpus would fail it, and ``phone_normalizer: rphonenumbers`` would
 be unsafe to offer until the difference is understood. rphonenumbers ships older metadata
-than phonenumbers, so they may differ on other numbers.
+than phonenumbers, so the failure names both versions; ``test_phones_reference.py`` holds each
+backend to a reference run on itself, over every region's example numbers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from crmphones import phones
 from crmphones.emulator.fake import JUNK, messy_phone
 from crmphones.errors import ConfigError
+from tests.core.test_phones_reference import _versions
 
 REGIONS = (None, "US", "CA", "GB", "FR", "DE", "AU", "JP", "MX", "BR", "IN", "ZZ", "XX")
 
@@ -53,7 +55,8 @@ def test_rphonenumbers_agrees_with_phonenumbers_on_every_number(backend):
     got = _normalize_all(corpus)
     differences = [(item, want, have) for item, want, have in zip(corpus, expected, got, strict=True)
                    if want != have]
-    assert not differences, f"{len(differences)} differences, first: {differences[:3]}"
+    assert not differences, (f"{len(differences)} differences ({_versions()}), "
+                             f"first: {differences[:3]}")
     assert sum(n.is_valid for n in expected) > 10_000  # most of the corpus are real numbers
 
 
