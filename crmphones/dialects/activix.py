@@ -16,11 +16,11 @@ import typing as t
 from singer_sdk import typing as th
 
 from crmphones.concurrency import ordered_map
-from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
+from crmphones.dialects.base import Dialect, StreamSpec
 from crmphones.errors import AuthError, FatalRequestError
 from crmphones.http import ApiClient
 from crmphones.paging import follow_next_links
-from crmphones.records import PHONE_RECORD_SCHEMA
+from crmphones.records import PHONE_RECORD_SCHEMA, Owner, WriteResult
 from crmphones.translation import native_type
 
 if t.TYPE_CHECKING:

@@ -16,10 +16,11 @@ from singer_sdk import typing as th
 
 from crmphones.auth import OneDegreeSigner
 from crmphones.concurrency import ordered_map
-from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
+from crmphones.dialects.base import Dialect, StreamSpec
 from crmphones.errors import FatalRequestError
 from crmphones.http import ApiClient
 from crmphones.phones import canonical_phone_type
+from crmphones.records import Owner, WriteResult
 from crmphones.translation import native_type
 
 if t.TYPE_CHECKING:

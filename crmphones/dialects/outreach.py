@@ -16,10 +16,11 @@ import typing as t
 from singer_sdk import typing as th
 
 from crmphones.concurrency import ordered_map
-from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
+from crmphones.dialects.base import Dialect, StreamSpec
 from crmphones.errors import FatalRequestError
 from crmphones.http import ApiClient
 from crmphones.paging import follow_next_links
+from crmphones.records import Owner, WriteResult
 from crmphones.translation import native_type
 
 if t.TYPE_CHECKING:
