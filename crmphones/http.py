@@ -1,14 +1,18 @@
 """The one HTTP layer every dialect uses: httpx, bounded jittered retry, throttling, redaction.
 
-What is retried and what is not is decided here and nowhere else:
+What each status means is decided in one table, ``crmphones.answers.verdict``; this client
+acts on it:
 
 - 429, 502/503/504, dropped connections and timeouts: retried with jittered exponential
   backoff, honouring ``Retry-After`` (seconds, HTTP date or ISO time) and ``X-RateLimit-Reset``.
 - 500: retried for reads; for a non-idempotent write (a POST create) a 500 or a lost response
   raises ``AmbiguousWriteError``, because the server may have acted: the caller checks the
   destination before sending again.
-- 401/403: ``AuthError`` at once, naming the setting to check; no retry storm.
-- Anything else is returned to the dialect, which knows what a 404 or 422 means in its API.
+- 401/403 (the dialect's ``auth_statuses``): ``AuthError`` at once, naming the setting to
+  check; no retry storm.
+- Anything else is returned. ``get_json`` and ``send_json`` hand it to the client's
+  ``Answers`` (``crmphones.answers``): a document, a record refused with the API's own words
+  (the dialect's ``error_words`` and ``refusal_statuses``), or a stop.
 
 Error texts carry the method and the path only: query strings can hold keys
 (One Degree's ``api_key``) and headers hold tokens and signatures.
@@ -44,6 +48,7 @@ from __future__ import annotations
 
 import collections
 import email.utils
+import json
 import logging
 import math
 import random
@@ -56,7 +61,13 @@ import httpx
 import pendulum
 import pendulum.parsing.exceptions
 
-from crmphones.errors import AuthError, FatalRequestError, TransientError
+from crmphones.answers import DEFAULT_REFUSALS, Answers, Reply, Verdict, no_words, redact, verdict
+from crmphones.errors import FatalRequestError, TransientError
+
+if t.TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from crmphones.answers import ErrorWords
 
 __all__ = ["AbortedError", "AmbiguousWriteError", "ApiClient", "RateGovernor", "RetryPolicy",
            "redact"]
@@ -66,7 +77,6 @@ logger = logging.getLogger("crmphones.http")
 logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 
-_RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # Failures that happen before the request reaches the server: always safe to resend.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _HEADROOM = 0.95  # of the rate the server showed: pacing jitter must not fill the window
@@ -95,18 +105,6 @@ class RetryPolicy:
     def backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff for the given (1-based) attempt."""
         return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
-
-
-def redact(text: str, secrets: t.Iterable[str]) -> str:
-    """Replace every secret value in ``text`` with ``***``.
-
-    >>> redact("token abc123 refused", ["abc123"])
-    'token *** refused'
-    """
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 class RateGovernor:
@@ -264,6 +262,8 @@ class ApiClient:
         retry: RetryPolicy | None = None,
         max_requests_per_second: float | None = None,
         auth_statuses: tuple[int, ...] = (401, 403),
+        error_words: ErrorWords = no_words,
+        refusal_statuses: Collection[int] = DEFAULT_REFUSALS,
     ) -> None:
         """Build the client.
 
@@ -280,6 +280,8 @@ class ApiClient:
             max_requests_per_second: Client-side pacing, for APIs with a documented limit.
             auth_statuses: Statuses that mean a credential problem (Activix also answers
                 403 for a duplicate phone, so it only lists 401).
+            error_words: The API's own words from a decoded error body, or None.
+            refusal_statuses: Statuses by which a write refuses one record (a reject).
         """
         self.auth_statuses = auth_statuses
         self.api_name = api_name
@@ -287,6 +289,9 @@ class ApiClient:
         self.base_url_text = base_url.rstrip("/")  # for messages; holds no secret
         self.retry = retry or RetryPolicy()
         self._secrets = tuple(s for s in secrets if s)
+        #: Turns the answers this client returns into documents, replies and errors.
+        self.answers = Answers(api_name, auth_hint, error_words, frozenset(refusal_statuses),
+                               auth_statuses, self._secrets, httpx.URL(base_url).path.rstrip("/"))
         self._stats_lock = threading.Lock()
         self._aborted = threading.Event()
         #: Paces every thread: the configured ceiling, then whatever throttling teaches.
@@ -374,16 +379,13 @@ class ApiClient:
             else:
                 self._count(str(response.status_code))
                 status = response.status_code
-                if status in self.auth_statuses:
-                    msg = (
-                        f"{self.api_name} refused the request {where} with {status}: "
-                        f"check {self.auth_hint}."
-                    )
-                    raise AuthError(msg)
-                if status == 500 and not idempotent:
+                judged = verdict(status, auth_statuses=self.auth_statuses, idempotent=idempotent)
+                if judged is Verdict.CREDENTIAL:
+                    raise self.answers.credential_error(status, where)
+                if judged is Verdict.AMBIGUOUS:
                     msg = f"{self.api_name} {where}: 500 on a write, outcome unknown"
                     raise AmbiguousWriteError(msg)
-                if status not in _RETRY_STATUSES and status != 500:
+                if judged is not Verdict.RETRY:
                     self.governor.let_through(sent_at)
                     self._respect_quota(response, sent_at)
                     return response
@@ -410,6 +412,31 @@ class ApiClient:
         if failure in ("ConnectError", "ConnectTimeout"):
             msg += f": nothing answers at {self.base_url_text}; check the `api_url` setting"
         raise TransientError(redact(msg, self._secrets))
+
+    def get_json(self, path: str, params: t.Any = None, *, absent_ok: bool = False) -> t.Any:
+        """GET a JSON document; None for a 404 when ``absent_ok`` (an owner that is gone).
+
+        Raises:
+            AuthError, TransientError: as ``request``.
+            FatalRequestError: on any other error status, or a body that is not JSON.
+        """
+        return self.answers.document(self.request("GET", path, params=params),
+                                     absent_ok=absent_ok)
+
+    def send_json(self, method: str, path: str, body: t.Any, *,
+                  media_type: str = "application/json") -> Reply:
+        """Send a JSON body; the answer is done (with its body) or the record is refused.
+
+        The body is serialized once, compactly: a signing auth covers exactly these bytes.
+
+        Raises:
+            AuthError, AmbiguousWriteError, TransientError: as ``request``.
+            FatalRequestError: on a status that is neither done nor a refusal of the record.
+        """
+        content = json.dumps(body, separators=(",", ":")).encode()
+        response = self.request(method, path, content=content,
+                                headers={"Content-Type": media_type})
+        return self.answers.reply(response)
 
     def _count(self, key: str) -> None:
         with self._stats_lock:  # requests run on several threads

@@ -10,17 +10,25 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
-from crmphones.dialects.base import Owner
+from crmphones.records import Owner
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from crmphones.dialects.base import Dialect
     from crmphones.records import PhoneRecord
 
 __all__ = ["PlannedWrite", "phone_key", "plan_writes"]
 
 PhoneKey = tuple[Owner, str, str]
+
+
+class Differ(t.Protocol):
+    """What planning needs of a dialect (``Dialect.changes``), named here so that the
+    planner does not import the dialect contract, which itself names ``PlannedWrite``."""
+
+    def changes(self, wanted: PhoneRecord, current: PhoneRecord) -> dict[str, t.Any]:
+        """Native attributes an update must send: those whose values differ."""
+        ...
 
 
 def phone_key(phone: PhoneRecord) -> PhoneKey | None:
@@ -51,7 +59,7 @@ class PlannedWrite:
 def plan_writes(
     wanted: Sequence[tuple[int, PhoneRecord]],
     current: Iterable[PhoneRecord],
-    dialect: Dialect,
+    dialect: Differ,
 ) -> list[PlannedWrite]:
     """Plan one write (or none) per wanted phone.
 

@@ -1,7 +1,8 @@
 """The canonical phone record: what every phone stream emits and what the target accepts.
 
 The schema is defined once here; the tap declares it on every phone stream and the
-target checks incoming records against the fields it needs.
+target checks incoming records against the fields it needs. ``Owner`` and ``WriteResult``
+live here too: the dialects and the planner both use them, so they sit below both.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from singer_sdk import typing as th
 
 from crmphones.phones import PHONE_TYPES
 
-__all__ = ["PARENT_TYPES", "PHONE_RECORD_SCHEMA", "Outcome", "PhoneRecord"]
+__all__ = ["PARENT_TYPES", "PHONE_RECORD_SCHEMA", "Outcome", "Owner", "PhoneRecord", "WriteResult"]
 
 #: Owners a phone can hang off, across the four dialects.
 PARENT_TYPES = ("prospect", "lead", "organization", "location", "opportunity", "client")
@@ -74,6 +75,44 @@ class PhoneRecord:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(PhoneRecord))
+_new_tuple = tuple.__new__
+
+
+class Owner(t.NamedTuple):
+    """Who a phone belongs to, with whatever a nested API needs to address it."""
+
+    parent_type: str
+    parent_id: str
+    #: (kind, id) of the owner's own owners, sorted: hashable and comparable.
+    ancestors: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, phone: PhoneRecord) -> Owner:
+        """The owner of a phone record."""
+        ancestors = phone.ancestors
+        # tuple.__new__ skips the named tuple's own __new__, a Python call, and this runs
+        # twice for every record of a load.
+        return _new_tuple(cls, (phone.parent_type, phone.parent_id,
+                                tuple(sorted(ancestors.items())) if ancestors else ()))
+
+    def ancestor(self, kind: str) -> str | None:
+        """The id of the ancestor of that kind, if any."""
+        return dict(self.ancestors).get(kind)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The destination's answer to a write: the phone's id, or why the record was refused."""
+
+    #: The destination's id of the phone written (or found already there).
+    destination_id: str | None = None
+    #: Why the record was refused; it goes to rejects.
+    rejected: str | None = None
+    #: Overrides the planned outcome: ``unchanged`` when a create found the phone already
+    #: there (a duplicate answer reconciled), ``created`` when an update had to recreate.
+    outcome: str | None = None
+    #: A note kept with the outcome.
+    detail: str | None = None
 
 
 def _nullable_string(name: str, description: str, **kwargs: t.Any) -> th.Property:

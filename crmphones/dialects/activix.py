@@ -10,25 +10,22 @@ one phone per type per lead (§6), ``{"message"}`` errors, 403 ``Duplicate phone
 from __future__ import annotations
 
 import itertools
-import json
 import typing as t
 
 from singer_sdk import typing as th
 
 from crmphones.concurrency import ordered_map
-from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
-from crmphones.errors import AuthError, FatalRequestError
+from crmphones.dialects.base import Dialect, StreamSpec
 from crmphones.http import ApiClient
 from crmphones.paging import follow_next_links
-from crmphones.records import PHONE_RECORD_SCHEMA
+from crmphones.records import PHONE_RECORD_SCHEMA, Owner, WriteResult
 from crmphones.translation import native_type
 
 if t.TYPE_CHECKING:
     import datetime
     from collections.abc import Iterator, Sequence
 
-    import httpx
-
+    from crmphones.answers import Reply
     from crmphones.plan import PlannedWrite
     from crmphones.records import PhoneRecord
 
@@ -85,6 +82,10 @@ class Activix(Dialect):
             secrets=[token],
             max_requests_per_second=self.requests_per_second,
             auth_statuses=(401,),  # 403 also means "Duplicate phone." (§7)
+            error_words=_error_words,
+            # 403: a duplicate (reconciled on a create); 404: the phone is gone (an update
+            # recreates it). A 400 is a malformed request: ours, for every record, so a stop.
+            refusal_statuses={403, 404, 422},
         )
 
     # -- read -------------------------------------------------------------------------
@@ -115,7 +116,7 @@ class Activix(Dialect):
                 yield {**phone.to_dict(), "lead_updated_at": lead.get("updated_at")}
 
     def _get_page(self, url: str, params: t.Any) -> dict[str, t.Any]:
-        return _json(self.client.request("GET", url, params=params), self.title)
+        return t.cast("dict[str, t.Any]", self.client.get_json(url, params))
 
     def to_phone_record(self, native: dict[str, t.Any], lead: dict[str, t.Any] | None = None
                         ) -> PhoneRecord:
@@ -175,11 +176,11 @@ class Activix(Dialect):
                 yield from (self.to_phone_record(p, lead) for p in _phones_of(lead))
 
     def _lead_phones(self, lead_id: str) -> list[PhoneRecord]:
-        response = self.client.request("GET", f"leads/{lead_id}",
-                                       params=[("include[]", "phones")])
-        if response.status_code == 404:
+        document = self.client.get_json(f"leads/{lead_id}", [("include[]", "phones")],
+                                        absent_ok=True)
+        if document is None:  # the lead is gone: it holds nothing
             return []
-        lead = _unwrap(_json(response, self.title))
+        lead = _unwrap(document)
         return [self.to_phone_record(p, lead) for p in _phones_of(lead)]
 
     def write_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
@@ -230,48 +231,41 @@ class Activix(Dialect):
         body = {"lead_id": int(phone.parent_id), "number": phone.e164,
                 "type": native_type(self.name, phone.phone_type or "other"),
                 "extension": int(phone.extension) if phone.extension else None}
-        response = self._send("POST", "lead-phones", body)
-        if response.status_code in (200, 201):
-            return WriteResult(destination_id=str(_unwrap(response.json())["id"]))
-        if response.status_code == 403:
-            return self._reconcile_duplicate(phone, response)
-        return WriteResult(rejected=_error_text(response))
+        reply = self.client.send_json("POST", "lead-phones", body)
+        if reply.status == 403:
+            return self._reconcile_duplicate(phone, reply)
+        if reply.refused:
+            return WriteResult(rejected=reply.refused)
+        return WriteResult(destination_id=str(_unwrap(reply.body)["id"]))
 
     def update(self, current: PhoneRecord, changes: dict[str, t.Any]) -> WriteResult:
         """PUT /lead-phones/:id with only the changed attributes; recreate a vanished phone."""
-        response = self._send("PUT", f"lead-phones/{current.id}", changes)
-        if response.status_code == 200:
-            return WriteResult(destination_id=current.id)
-        if response.status_code == 404:
+        reply = self.client.send_json("PUT", f"lead-phones/{current.id}", changes)
+        if reply.status == 404:
             wanted = self.to_phone_record({**current.raw, **changes, "id": None})
             created = self.create(wanted)
             if created.rejected:
                 return created
             return WriteResult(destination_id=created.destination_id, outcome="created",
                                detail="the phone was deleted in Activix during the run; recreated")
-        return WriteResult(rejected=_error_text(response))  # a 403 duplicate, a 422: its words
+        if reply.refused:  # a 403 duplicate, a 422: its words
+            return WriteResult(rejected=reply.refused)
+        return WriteResult(destination_id=current.id)
 
-    def _reconcile_duplicate(self, phone: PhoneRecord, response: httpx.Response) -> WriteResult:
-        """403 ``Duplicate phone.``: the number is there already, or its type slot is taken."""
-        text = _error_text(response)
+    def _reconcile_duplicate(self, phone: PhoneRecord, reply: Reply) -> WriteResult:
+        """403 ``Duplicate phone.``: the number is there already, or its type slot is taken.
+
+        Any other 403 is the key lacking access (§7): the run stops.
+        """
+        text = reply.refused or ""
         if "duplicate" not in text.lower():
-            msg = f"Activix refused the request with 403 ({text}): check the `access_token` setting."
-            raise AuthError(msg)
+            raise self.client.answers.credential_error(403, reply.where, text)
         for held in self._lead_phones(phone.parent_id):
             if held.e164 == phone.e164 and (held.extension or "") == (phone.extension or ""):
                 return WriteResult(destination_id=held.id, outcome="unchanged",
                                    detail="already on the lead (Activix answered Duplicate phone.)")
         return WriteResult(rejected=f"{text} (lead {phone.parent_id} has another "
                                     f"{native_type(self.name, phone.phone_type or 'other')} phone)")
-
-    def _send(self, method: str, path: str, body: dict[str, t.Any]) -> httpx.Response:
-        response = self.client.request(method, path, content=json.dumps(body).encode(),
-                                       headers={"Content-Type": "application/json"})
-        if response.status_code in (200, 201, 403, 404, 422):
-            return response
-        msg = f"Activix answered {response.status_code} to {method} /{path.split('/')[0]}: " \
-              f"{_error_text(response)}"
-        raise FatalRequestError(msg, response.status_code)
 
 
 def _phones_of(lead: dict[str, t.Any]) -> list[dict[str, t.Any]]:
@@ -293,29 +287,19 @@ def _older(updated_at: str | None, since: datetime.datetime) -> bool:
     return pendulum.parse(updated_at) < since  # type: ignore[operator]
 
 
-def _json(response: httpx.Response, api: str) -> dict[str, t.Any]:
-    if response.status_code >= 400:
-        msg = f"{api} answered {response.status_code}: {_error_text(response)}"
-        raise FatalRequestError(msg, response.status_code)
-    try:
-        return t.cast("dict[str, t.Any]", response.json())
-    except ValueError:
-        msg = f"{api} answered {response.status_code} with a body that is not JSON"
-        raise FatalRequestError(msg, response.status_code) from None
+def _error_words(body: t.Any) -> str | None:
+    """``message`` plus the per-field messages of a 422 (§7).
 
-
-def _error_text(response: httpx.Response) -> str:
-    """``message`` plus the per-field messages of a 422 (§7)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP {response.status_code}"
+    >>> _error_words({"message": "The given data was invalid.",
+    ...               "errors": {"lead_id": ["The field lead_id is required."]}})
+    'The given data was invalid. (lead_id: The field lead_id is required.)'
+    """
     if not isinstance(body, dict):
-        return f"HTTP {response.status_code}"
-    text = str(body.get("message") or f"HTTP {response.status_code}")
+        return None
+    text = str(body.get("message") or "")
     errors = body.get("errors")
     if isinstance(errors, dict):
         details = "; ".join(f"{field}: {' '.join(map(str, msgs if isinstance(msgs, list) else [msgs]))}"
                             for field, msgs in errors.items())
-        text = f"{text} ({details})"
-    return f"HTTP {response.status_code}: {text}"
+        text = f"{text} ({details})" if text else details
+    return text or None

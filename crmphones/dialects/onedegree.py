@@ -14,20 +14,20 @@ import typing as t
 
 from singer_sdk import typing as th
 
+from crmphones.answers import DEFAULT_REFUSALS
 from crmphones.auth import OneDegreeSigner
 from crmphones.concurrency import ordered_map
-from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
-from crmphones.errors import FatalRequestError
+from crmphones.dialects.base import Dialect, StreamSpec
 from crmphones.http import ApiClient
 from crmphones.phones import canonical_phone_type
+from crmphones.records import Owner, WriteResult
 from crmphones.translation import native_type
 
 if t.TYPE_CHECKING:
     import datetime
     from collections.abc import Iterator, Sequence
 
-    import httpx
-
+    from crmphones.answers import Reply
     from crmphones.plan import PlannedWrite
     from crmphones.records import PhoneRecord
 
@@ -79,6 +79,8 @@ class OneDegree(Dialect):
             secrets=[key, secret],
             max_requests_per_second=self.requests_per_second,
             auth_statuses=(401,),  # 403 is "not your resource": a reject, not a bad key (§9)
+            error_words=_error_words,
+            refusal_statuses=DEFAULT_REFUSALS | {403},
         )
 
     # -- read -------------------------------------------------------------------------
@@ -145,7 +147,7 @@ class OneDegree(Dialect):
     def _page(self, path: str, page: int, params: dict[str, str] | None = None
               ) -> list[dict[str, t.Any]]:
         query = {**(params or {}), "page": str(page), "per_page": str(self._per_page)}
-        return _items(_json(self.client.request("GET", path, params=query), self.title))
+        return _items(self.client.get_json(path, query))
 
     @property
     def _per_page(self) -> int:
@@ -155,8 +157,7 @@ class OneDegree(Dialect):
         """The index's item when it embeds phones and locations, else ``GET /organizations/:id``."""
         if _embeds_phones(organization):
             return organization
-        response = self.client.request("GET", f"organizations/{organization['id']}")
-        return _unwrap(_json(response, self.title), "organization")
+        return _unwrap(self.client.get_json(f"organizations/{organization['id']}"), "organization")
 
     def to_phone_record(self, native: dict[str, t.Any], owner: Owner) -> PhoneRecord:
         """One Degree phone (§7) -> canonical record."""
@@ -244,10 +245,8 @@ class OneDegree(Dialect):
 
     def _organization(self, org_id: str) -> dict[str, t.Any] | None:
         """``GET /organizations/:id``, or None when it is gone (404)."""
-        response = self.client.request("GET", f"organizations/{org_id}")
-        if response.status_code == 404:
-            return None
-        return _unwrap(_json(response, self.title), "organization")
+        document = self.client.get_json(f"organizations/{org_id}", absent_ok=True)
+        return None if document is None else _unwrap(document, "organization")
 
     def _held_phones(self, org_id: str, org: dict[str, t.Any],
                      opportunities: list[dict[str, t.Any]]) -> Iterator[PhoneRecord]:
@@ -308,30 +307,25 @@ class OneDegree(Dialect):
         if path is None:
             return WriteResult(rejected=_missing_ancestor(phone))
         body = {"phone": {"digits": _digits(phone), **self.write_attributes(phone)}}
-        response = self._send("POST", path, body)
-        if response.status_code in (200, 201):
-            return WriteResult(destination_id=str(_unwrap(response.json(), "phone")["id"]))
-        return WriteResult(rejected=_error_text(response))
+        reply = self._send("POST", path, body)
+        if reply.refused:
+            return WriteResult(rejected=reply.refused)
+        return WriteResult(destination_id=str(_unwrap(reply.body, "phone")["id"]))
 
     def update(self, current: PhoneRecord, changes: dict[str, t.Any]) -> WriteResult:
         """PUT only the changed attributes to the phone's nested route (§3)."""
         path = _phones_path(Owner.of(current))
         if path is None:
             return WriteResult(rejected=_missing_ancestor(current))
-        response = self._send("PUT", f"{path}/{current.id}", {"phone": changes})
-        if response.status_code == 200:
-            return WriteResult(destination_id=current.id)
-        return WriteResult(rejected=_error_text(response))
+        reply = self._send("PUT", f"{path}/{current.id}", {"phone": changes})
+        if reply.refused:
+            return WriteResult(rejected=reply.refused)
+        return WriteResult(destination_id=current.id)
 
-    def _send(self, method: str, path: str, body: dict[str, t.Any]) -> httpx.Response:
-        # Serialized once: the signature covers exactly these bytes (§2).
-        content = json.dumps(body, separators=(",", ":")).encode()
-        response = self.client.request(method, path, content=content, headers={
-            "Content-Type": "application/json; charset=utf-8"})
-        if response.status_code in (200, 201, 400, 403, 404, 422):
-            return response
-        msg = f"One Degree answered {response.status_code}: {_error_text(response)}"
-        raise FatalRequestError(msg, response.status_code)
+    def _send(self, method: str, path: str, body: dict[str, t.Any]) -> Reply:
+        # The signature covers the exact bytes sent (§2): send_json serializes once.
+        return self.client.send_json(method, path, body,
+                                     media_type="application/json; charset=utf-8")
 
 
 def _phones_path(owner: Owner) -> str | None:
@@ -380,24 +374,13 @@ def _unwrap(body: dict[str, t.Any], root: str) -> dict[str, t.Any]:
     return inner if isinstance(inner, dict) else body
 
 
-def _json(response: httpx.Response, api: str) -> t.Any:
-    if response.status_code >= 400:
-        msg = f"{api} answered {response.status_code}: {_error_text(response)}"
-        raise FatalRequestError(msg, response.status_code)
-    try:
-        return response.json()
-    except ValueError:
-        msg = f"{api} answered {response.status_code} with a body that is not JSON"
-        raise FatalRequestError(msg, response.status_code) from None
+def _error_words(body: t.Any) -> str | None:
+    """``{"status":"error","error":...}`` (§9); a structured ``error`` is quoted as JSON.
 
-
-def _error_text(response: httpx.Response) -> str:
-    """``{"status":"error","error":...}`` (§9)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP {response.status_code}"
+    >>> _error_words({"status": "error", "error": "Not allowed"})
+    'Not allowed'
+    """
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict | list):
         error = json.dumps(error)
-    return f"HTTP {response.status_code}: {error}" if error else f"HTTP {response.status_code}"
+    return str(error) if error else None

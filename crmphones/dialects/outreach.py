@@ -10,23 +10,21 @@ POST 201 / PATCH 200 with ``data.id`` matching the URL (§4), errors envelope (�
 
 from __future__ import annotations
 
-import json
 import typing as t
 
 from singer_sdk import typing as th
 
+from crmphones.answers import DEFAULT_REFUSALS
 from crmphones.concurrency import ordered_map
-from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
-from crmphones.errors import FatalRequestError
+from crmphones.dialects.base import Dialect, StreamSpec
 from crmphones.http import ApiClient
 from crmphones.paging import follow_next_links
+from crmphones.records import Owner, WriteResult
 from crmphones.translation import native_type
 
 if t.TYPE_CHECKING:
     import datetime
     from collections.abc import Iterator, Sequence
-
-    import httpx
 
     from crmphones.records import PhoneRecord
 
@@ -75,6 +73,9 @@ class Outreach(Dialect):
             headers={"Authorization": f"Bearer {token}", "Accept": _MEDIA_TYPE},
             secrets=[token],
             max_requests_per_second=self.requests_per_second,
+            error_words=_error_words,
+            # 415: our media type was refused; the record is rejected with Outreach's words.
+            refusal_statuses=DEFAULT_REFUSALS | {415},
         )
 
     # -- read -------------------------------------------------------------------------
@@ -93,8 +94,7 @@ class Outreach(Dialect):
                 yield self.to_prospect(resource)
 
     def _get_page(self, url: str, params: dict[str, str] | None) -> dict[str, t.Any]:
-        response = self.client.request("GET", url, params=params)
-        return _document(response, self.title)
+        return t.cast("dict[str, t.Any]", self.client.get_json(url, params))
 
     def to_phone_record(self, resource: dict[str, t.Any]) -> PhoneRecord:
         """JSON:API ``phoneNumber`` resource -> canonical record."""
@@ -171,55 +171,38 @@ class Outreach(Dialect):
             "relationships": {"prospect": {"data": {"type": "prospect",
                                                     "id": int(phone.parent_id)}}},
         }}
-        response = self._send("POST", "phoneNumbers", body)
-        if response.status_code == 201:
-            return WriteResult(destination_id=str(_document(response, self.title)["data"]["id"]))
-        return WriteResult(rejected=_error_text(response))
+        reply = self.client.send_json("POST", "phoneNumbers", body, media_type=_MEDIA_TYPE)
+        if reply.refused:
+            return WriteResult(rejected=reply.refused)
+        return WriteResult(destination_id=str(reply.body["data"]["id"]))
 
     def update(self, current: PhoneRecord, changes: dict[str, t.Any]) -> WriteResult:
         """PATCH /phoneNumbers/{id} with only the changed attributes (§4)."""
         body = {"data": {"type": "phoneNumber", "id": int(current.id or 0), "attributes": changes}}
-        response = self._send("PATCH", f"phoneNumbers/{current.id}", body)
-        if response.status_code == 200:
-            return WriteResult(destination_id=current.id)
-        return WriteResult(rejected=_error_text(response))
-
-    def _send(self, method: str, path: str, body: dict[str, t.Any]) -> httpx.Response:
-        response = self.client.request(
-            method, path, content=json.dumps(body).encode(),
-            headers={"Content-Type": _MEDIA_TYPE},
-        )
-        if response.status_code in (400, 404, 415, 422):
-            return response
-        _document(response, self.title)  # raises on anything unexpected
-        return response
+        reply = self.client.send_json("PATCH", f"phoneNumbers/{current.id}", body,
+                                      media_type=_MEDIA_TYPE)
+        if reply.refused:
+            return WriteResult(rejected=reply.refused)
+        return WriteResult(destination_id=current.id)
 
 
 def _iso(when: datetime.datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
-def _document(response: httpx.Response, api: str) -> dict[str, t.Any]:
-    """Decode a JSON:API document, turning an unexpected status into a clear error."""
-    if response.status_code >= 400:
-        msg = f"{api} answered {response.status_code}: {_error_text(response)}"
-        raise FatalRequestError(msg, response.status_code)
-    try:
-        return t.cast("dict[str, t.Any]", response.json())
-    except ValueError:
-        msg = f"{api} answered {response.status_code} with a body that is not JSON"
-        raise FatalRequestError(msg, response.status_code) from None
+def _error_words(body: t.Any) -> str | None:
+    """The API's own words from a JSON:API errors envelope (§7), per pointer.
 
-
-def _error_text(response: httpx.Response) -> str:
-    """The API's own words from a JSON:API errors envelope (§7)."""
-    try:
-        errors = response.json().get("errors") or []
-    except (ValueError, AttributeError):
-        return f"HTTP {response.status_code}"
+    >>> _error_words({"errors": [{"detail": "is invalid",
+    ...                           "source": {"pointer": "/data/attributes/number"}}]})
+    '/data/attributes/number: is invalid'
+    """
+    errors = body.get("errors") if isinstance(body, dict) else None
     parts = []
-    for error in errors:
+    for error in errors if isinstance(errors, list) else []:
+        if not isinstance(error, dict):
+            continue
         pointer = (error.get("source") or {}).get("pointer")
         text = error.get("detail") or error.get("details") or error.get("title") or error.get("id")
         parts.append(f"{pointer}: {text}" if pointer else str(text))
-    return f"HTTP {response.status_code}: " + "; ".join(parts) if parts else f"HTTP {response.status_code}"
+    return "; ".join(parts) or None

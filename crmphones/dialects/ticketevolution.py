@@ -11,7 +11,6 @@ update, ``label`` <= 20 characters, ids as integers or strings, ``country_code``
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import typing as t
 
@@ -20,18 +19,16 @@ from singer_sdk import typing as th
 
 from crmphones.auth import TicketEvolutionSigner
 from crmphones.concurrency import ordered_map
-from crmphones.dialects.base import Dialect, Owner, StreamSpec, WriteResult
+from crmphones.dialects.base import Dialect, StreamSpec
 from crmphones.errors import FatalRequestError
 from crmphones.http import ApiClient
 from crmphones.phones import canonical_phone_type
-from crmphones.records import PHONE_RECORD_SCHEMA
+from crmphones.records import PHONE_RECORD_SCHEMA, Owner, WriteResult
 from crmphones.translation import native_type
 
 if t.TYPE_CHECKING:
     import datetime
     from collections.abc import Iterable, Iterator, Sequence
-
-    import httpx
 
     from crmphones.records import PhoneRecord
 
@@ -87,6 +84,7 @@ class TicketEvolution(Dialect):
             secrets=[token, secret],
             max_requests_per_second=self.requests_per_second,
             auth_statuses=(401,),
+            error_words=_error_words,
         )
 
     # -- read -------------------------------------------------------------------------
@@ -135,7 +133,7 @@ class TicketEvolution(Dialect):
 
     def _page(self, path: str, params: dict[str, str], page: int) -> dict[str, t.Any]:
         query = sorted({**params, "page": str(page), "per_page": str(self._per_page)}.items())
-        return _json(self.client.request("GET", path, params=query), self.title)
+        return t.cast("dict[str, t.Any]", self.client.get_json(path, query))
 
     @property
     def _per_page(self) -> int:
@@ -258,21 +256,21 @@ class TicketEvolution(Dialect):
         costs only itself.
         """
         items = [self._item(phone) for phone in phones]
-        response = self._send("POST", f"clients/{owner.parent_id}/phone_numbers",
-                              {"phone_numbers": items})
-        if response.status_code in (200, 201):
-            return _map_created(items, response.json().get("phone_numbers") or [])
-        if len(items) > 1 and response.status_code in (400, 422):
+        reply = self.client.send_json("POST", f"clients/{owner.parent_id}/phone_numbers",
+                                      {"phone_numbers": items})
+        if len(items) > 1 and reply.status in (400, 422):
             return [next(iter(self.create_many(owner, [phone]))) for phone in phones]
-        return [WriteResult(rejected=_error_text(response))] * len(items)
+        if reply.refused:
+            return [WriteResult(rejected=reply.refused)] * len(items)
+        return _map_created(items, reply.body.get("phone_numbers") or [])
 
     def update(self, current: PhoneRecord, changes: dict[str, t.Any]) -> WriteResult:
         """PUT a bare object of the changed attributes (§6)."""
-        response = self._send("PUT", f"clients/{current.parent_id}/phone_numbers/{current.id}",
-                              changes)
-        if response.status_code == 200:
-            return WriteResult(destination_id=current.id)
-        return WriteResult(rejected=_error_text(response))
+        reply = self.client.send_json(
+            "PUT", f"clients/{current.parent_id}/phone_numbers/{current.id}", changes)
+        if reply.refused:
+            return WriteResult(rejected=reply.refused)
+        return WriteResult(destination_id=current.id)
 
     def _item(self, phone: PhoneRecord) -> dict[str, t.Any]:
         parsed = phonenumbers.parse(phone.e164 or "")
@@ -282,16 +280,6 @@ class TicketEvolution(Dialect):
             "extension": phone.extension,
             **self.write_attributes(phone),
         }
-
-    def _send(self, method: str, path: str, body: t.Any) -> httpx.Response:
-        # Serialized once: X-Signature covers exactly these bytes (§2).
-        content = json.dumps(body, separators=(",", ":")).encode()
-        response = self.client.request(method, path, content=content,
-                                       headers={"Content-Type": "application/json"})
-        if response.status_code in (200, 201, 400, 404, 422):
-            return response
-        msg = f"Ticket Evolution answered {response.status_code}: {_error_text(response)}"
-        raise FatalRequestError(msg, response.status_code)
 
 
 def shorten_label(label: str | None) -> str | None:
@@ -340,29 +328,16 @@ def _client_from_url(url: str | None) -> str | None:
     return parts[1] if len(parts) > 1 and parts[0] == "clients" else None
 
 
-def _json(response: httpx.Response, api: str) -> dict[str, t.Any]:
-    if response.status_code >= 400:
-        msg = f"{api} answered {response.status_code}: {_error_text(response)}"
-        raise FatalRequestError(msg, response.status_code)
-    try:
-        return t.cast("dict[str, t.Any]", response.json())
-    except ValueError:
-        msg = f"{api} answered {response.status_code} with a body that is not JSON"
-        raise FatalRequestError(msg, response.status_code) from None
+def _error_words(body: t.Any) -> str | None:
+    """``error``, or Rails-style ``errors`` per field (§7).
 
-
-def _error_text(response: httpx.Response) -> str:
-    """``error`` or Rails-style ``errors`` per field (§7)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP {response.status_code}"
+    >>> _error_words({"errors": {"label": ["is too long (maximum is 20 characters)"]}})
+    'label is too long (maximum is 20 characters)'
+    """
     if not isinstance(body, dict):
-        return f"HTTP {response.status_code}"
+        return None
     errors = body.get("errors")
     if isinstance(errors, dict):
-        text = "; ".join(f"{field} {' '.join(map(str, msgs if isinstance(msgs, list) else [msgs]))}"
-                         for field, msgs in errors.items())
-    else:
-        text = str(body.get("error") or body.get("message") or errors or "")
-    return f"HTTP {response.status_code}: {text}" if text else f"HTTP {response.status_code}"
+        return "; ".join(f"{field} {' '.join(map(str, msgs if isinstance(msgs, list) else [msgs]))}"
+                         for field, msgs in errors.items()) or None
+    return str(body.get("error") or body.get("message") or errors or "") or None

@@ -18,8 +18,7 @@ import typing as t
 
 import orjson
 
-from crmphones.dialects.base import Owner
-from crmphones.records import PhoneRecord
+from crmphones.records import Owner, PhoneRecord
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence

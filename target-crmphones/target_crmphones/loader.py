@@ -17,11 +17,10 @@ import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from crmphones.dialects.base import Owner, WriteResult
 from crmphones.errors import FatalRequestError, TransientError
 from crmphones.http import AmbiguousWriteError
 from crmphones.plan import PlannedWrite, phone_key, plan_writes
-from crmphones.records import Outcome, PhoneRecord
+from crmphones.records import Outcome, Owner, PhoneRecord, WriteResult
 from target_crmphones.destination_view import DestinationView
 from target_crmphones.intake import Intake, wanted_phones
 from target_crmphones.report import build_report, to_markdown, write_report

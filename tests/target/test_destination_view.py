@@ -10,8 +10,7 @@ import typing as t
 
 import pytest
 
-from crmphones.dialects.base import Owner
-from crmphones.records import PhoneRecord
+from crmphones.records import Owner, PhoneRecord
 from target_crmphones.destination_view import DestinationView
 from target_crmphones.staging import Staging
 

@@ -1,0 +1,221 @@
+"""One place turns an API's HTTP answers into outcomes; a dialect adds only its own words.
+
+Every answer gets one verdict (``verdict``), whatever the API:
+
+- **2xx**: ``DONE``; the body must be JSON, or the run stops (the API is not what we think).
+- **the API's credential statuses** (401; 403 where the API means nothing else by it):
+  ``CREDENTIAL``, an ``AuthError`` naming the setting to check, at once.
+- **429, 502, 503, 504**, and **500 on a read or an idempotent write**: ``RETRY``, by the HTTP
+  layer (``crmphones.http``), with its backoff and pacing.
+- **500 on a non-idempotent write**: ``AMBIGUOUS``; the server may have acted.
+- **the statuses by which an API refuses one item** (a write's 422...; a read's 404 where the
+  caller accepts that the owner is gone): ``REFUSED``; the record is rejected with the API's
+  own words and the run goes on.
+- **anything else**: ``FAILED``, a ``FatalRequestError`` with the API's words: retrying
+  will not fix it and every record would meet it.
+
+What a dialect brings (``Answers``, built by ``ApiClient`` from the dialect's
+``build_client``): how to read the API's own words from its decoded error body
+(``error_words``; they are given as ``HTTP <status>: <words>``, the prefix by which rejects
+are remembered across runs), the statuses by which its writes refuse one record
+(``refusal_statuses``), and which statuses mean a credential.
+Statuses a dialect answers in its own way (Activix's 403 ``Duplicate phone.``, its 404 on an
+update) are refusals here; the dialect looks at ``Reply.status`` first.
+
+Messages carry the method and the path, never the query (keys ride there) nor headers, and
+the API's words pass through ``redact``: an API may echo what it was sent.
+"""
+
+from __future__ import annotations
+
+import enum
+import typing as t
+from dataclasses import dataclass
+
+from crmphones.errors import AuthError, FatalRequestError, TransientError
+
+if t.TYPE_CHECKING:
+    from collections.abc import Collection, Iterable
+
+    import httpx
+
+__all__ = ["DEFAULT_REFUSALS", "RETRY_STATUSES", "Answers", "ErrorWords", "Reply", "Verdict",
+           "no_words", "redact", "verdict"]
+
+#: Statuses retried with backoff, whatever the method.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: Statuses by which a write refuses one record, unless the dialect says otherwise: a bad
+#: value (400, 422) or an owner that is not there (404).
+DEFAULT_REFUSALS = frozenset({400, 404, 422})
+
+#: A dialect's hook: the API's own words in a decoded error body (None when the body is not
+#: JSON), or None when it holds none.
+ErrorWords = t.Callable[[t.Any], "str | None"]
+
+
+class Verdict(enum.Enum):
+    """What an answer means for the run."""
+
+    DONE = "done"
+    CREDENTIAL = "credential"
+    RETRY = "retry"
+    AMBIGUOUS = "ambiguous"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+def verdict(status: int, *, auth_statuses: Collection[int] = (401, 403),
+            refusals: Collection[int] = (), idempotent: bool = True) -> Verdict:
+    """The verdict on one status (see the module doc for the table).
+
+    >>> [verdict(s, refusals={422}).value for s in (201, 401, 503, 422, 409)]
+    ['done', 'credential', 'retry', 'refused', 'failed']
+    >>> verdict(500, idempotent=False).value
+    'ambiguous'
+    """
+    if 200 <= status < 300:
+        return Verdict.DONE
+    if status in auth_statuses:
+        return Verdict.CREDENTIAL
+    if status in RETRY_STATUSES or (status == 500 and idempotent):
+        return Verdict.RETRY
+    if status == 500:
+        return Verdict.AMBIGUOUS
+    if status in refusals:
+        return Verdict.REFUSED
+    return Verdict.FAILED
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret value in ``text`` with ``***``.
+
+    >>> redact("token abc123 refused", ["abc123"])
+    'token *** refused'
+    """
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def no_words(body: t.Any) -> str | None:
+    """The hook of an API whose error bodies say nothing we can read."""
+    del body
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A write's answer: done (with its decoded body) or refused (with the API's words)."""
+
+    status: int
+    #: The decoded JSON body of a 2xx.
+    body: t.Any = None
+    #: The API's words when it refused the record, ``HTTP <status>: ...``; None when done.
+    refused: str | None = None
+    #: ``METHOD /path`` of the request, for messages.
+    where: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Answers:
+    """How one API's answers become outcomes: the shared table plus the API's hooks."""
+
+    #: Name used in messages (``Outreach``).
+    api_name: str
+    #: What to check when a credential is refused, e.g. "the `access_token` setting".
+    auth_hint: str
+    #: The API's own words from a decoded error body (the dialect's hook).
+    error_words: ErrorWords = no_words
+    #: Statuses by which a write refuses one record.
+    refusal_statuses: frozenset[int] = DEFAULT_REFUSALS
+    #: Statuses that mean a credential problem.
+    auth_statuses: tuple[int, ...] = (401, 403)
+    #: Values that must never appear in a message.
+    secrets: tuple[str, ...] = ()
+    #: The base URL's path (``/api/v2``), left out of messages.
+    base_path: str = ""
+
+    def document(self, response: httpx.Response, *, absent_ok: bool = False) -> t.Any:
+        """A read's decoded JSON body; None for a 404 when ``absent_ok`` (the owner is gone).
+
+        Raises:
+            AuthError: on a credential status.
+            TransientError: on a status to retry (only when the HTTP layer did not).
+            FatalRequestError: on any other status, or a body that is not JSON.
+        """
+        judged = self._verdict(response, refusals={404} if absent_ok else ())
+        if judged is Verdict.REFUSED:
+            return None
+        if judged is Verdict.DONE:
+            return self._decoded(response)
+        return self._raise(response, judged)
+
+    def reply(self, response: httpx.Response) -> Reply:
+        """A write's outcome: done with its body, or refused with the API's words.
+
+        Raises:
+            AuthError: on a credential status.
+            TransientError: on a status to retry (only when the HTTP layer did not).
+            FatalRequestError: on any other status, or a 2xx body that is not JSON.
+        """
+        judged = self._verdict(response, refusals=self.refusal_statuses)
+        where = self.where(response)
+        if judged is Verdict.DONE:
+            return Reply(response.status_code, self._decoded(response), where=where)
+        if judged is Verdict.REFUSED:
+            return Reply(response.status_code, refused=self.words(response), where=where)
+        return self._raise(response, judged)
+
+    def credential_error(self, status: int, where: str, detail: str | None = None) -> AuthError:
+        """The error that stops the run on a refused credential, naming the setting."""
+        because = f" ({self._redact(detail)})" if detail else ""
+        msg = (f"{self.api_name} refused the request {where} with {status}{because}: "
+               f"check {self.auth_hint}.")
+        return AuthError(msg)
+
+    def words(self, response: httpx.Response) -> str:
+        """``HTTP <status>: <the API's own words>``, redacted; ``HTTP <status>`` without any."""
+        words = self.error_words(_body_or_none(response))
+        status = f"HTTP {response.status_code}"
+        return self._redact(f"{status}: {words}" if words else status)
+
+    def where(self, response: httpx.Response) -> str:
+        """``METHOD /path`` of the request answered, relative to the base URL."""
+        request = response.request
+        path = request.url.path
+        if self.base_path and path.startswith(self.base_path + "/"):
+            path = path[len(self.base_path):]
+        return f"{request.method} {path}"
+
+    def _verdict(self, response: httpx.Response, *, refusals: Collection[int]) -> Verdict:
+        return verdict(response.status_code, auth_statuses=self.auth_statuses, refusals=refusals,
+                       idempotent=response.request.method != "POST")
+
+    def _decoded(self, response: httpx.Response) -> t.Any:
+        try:
+            return response.json()
+        except ValueError:
+            msg = (f"{self.api_name} answered {response.status_code} to {self.where(response)} "
+                   "with a body that is not JSON")
+            raise FatalRequestError(msg, response.status_code) from None
+
+    def _raise(self, response: httpx.Response, judged: Verdict) -> t.NoReturn:
+        status, where = response.status_code, self.where(response)
+        if judged is Verdict.CREDENTIAL:
+            raise self.credential_error(status, where)
+        msg = f"{self.api_name} answered {status} to {where}: {self.words(response)}"
+        if judged in (Verdict.RETRY, Verdict.AMBIGUOUS):
+            raise TransientError(msg)
+        raise FatalRequestError(msg, status, _body_or_none(response))
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+
+def _body_or_none(response: httpx.Response) -> t.Any:
+    """The decoded error body, kept on the error for a caller that classifies it."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
