@@ -75,7 +75,6 @@ class PhoneRecord:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(PhoneRecord))
-_new_tuple = tuple.__new__
 
 
 class Owner(t.NamedTuple):
@@ -90,10 +89,8 @@ class Owner(t.NamedTuple):
     def of(cls, phone: PhoneRecord) -> Owner:
         """The owner of a phone record."""
         ancestors = phone.ancestors
-        # tuple.__new__ skips the named tuple's own __new__, a Python call, and this runs
-        # twice for every record of a load.
-        return _new_tuple(cls, (phone.parent_type, phone.parent_id,
-                                tuple(sorted(ancestors.items())) if ancestors else ()))
+        return cls(phone.parent_type, phone.parent_id,
+                   tuple(sorted(ancestors.items())) if ancestors else ())
 
     def ancestor(self, kind: str) -> str | None:
         """The id of the ancestor of that kind, if any."""

@@ -1,7 +1,7 @@
 """One load into one CRM account: normalize -> stage -> de-duplicate -> diff -> write -> account.
 
 Each step is one method. The sinks hand each batch here as one Arrow table of intake rows
-(made by ``Intake``, in this process or in the intake process); every record ends in exactly
+(made by ``Intake``); every record ends in exactly
 one outcome recorded in the staging ledger:
 ``received = created + updated + unchanged + merged + rejected``.
 """
