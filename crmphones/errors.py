@@ -25,6 +25,7 @@ __all__ = [
     "ConfigError",
     "FatalRequestError",
     "TransientError",
+    "WritesGivenUpError",
 ]
 
 
@@ -56,3 +57,7 @@ class FatalRequestError(CRMPhonesError, FatalAPIError):
 
 class TransientError(CRMPhonesError, RetriableAPIError):
     """A failure worth retrying: throttling, a 5xx, a dropped connection, a timeout."""
+
+
+class WritesGivenUpError(CRMPhonesError):
+    """The run ended with writes given up: the bookmark was held back, the run fails."""

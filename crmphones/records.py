@@ -110,6 +110,9 @@ class WriteResult:
     outcome: str | None = None
     #: A note kept with the outcome.
     detail: str | None = None
+    #: The write was given up (the API kept failing), not refused for its content: the
+    #: bookmark must not pass it, so that the next run sends it again.
+    given_up: bool = False
 
 
 def _nullable_string(name: str, description: str, **kwargs: t.Any) -> th.Property:

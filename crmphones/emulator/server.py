@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 ADMIN_PREFIX = "/_emulator"
-FAULT_OPTIONS = ("latency_ms", "jitter_ms", "error_rate", "drop_rate")
+FAULT_OPTIONS = ("latency_ms", "jitter_ms", "error_rate", "drop_rate", "fail_writes_containing")
 
 
 @dataclass
@@ -128,6 +128,9 @@ class Faults:
     error_rate: float = 0.0
     drop_rate: float = 0.0
     seed: int = 0
+    #: Every write whose body holds this text answers 503: an outage of one record's writes
+    #: that outlasts any retry.
+    fail_writes_containing: str = ""
     _streams: dict[str, random.Random] = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
@@ -138,7 +141,15 @@ class Faults:
     def update(self, options: dict[str, t.Any]) -> None:
         for name in FAULT_OPTIONS:
             if name in options:
-                setattr(self, name, float(options[name]))
+                setattr(self, name, str(options[name]) if name == "fail_writes_containing"
+                        else float(options[name]))
+
+    def failing_write(self, request: Request) -> Response | None:
+        """A 503 for a write that holds ``fail_writes_containing``."""
+        if (self.fail_writes_containing and request.method in ("POST", "PUT", "PATCH")
+                and self.fail_writes_containing.encode() in request.body):
+            return Response(503, {"error": "injected outage of this record's writes"})
+        return None
 
     def delay(self) -> float:
         jitter = self._draw("jitter") * self.jitter_ms if self.jitter_ms else 0.0
@@ -281,7 +292,7 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             # emulator adds nothing to it.
             answer_at = self.arrived + server.faults.delay()
             entry = LoggedRequest(request.method, request.path, request.raw_query, self.arrived_at)
-            response = server.faults.error()
+            response = server.faults.failing_write(request) or server.faults.error()
             entry.fault = "error" if response else None
             if response is None:
                 try:

@@ -81,6 +81,8 @@ class Load:
         self.view = DestinationView(self.staging, reuse_reads_seconds)
         self.intake = intake or Intake(dialect, None)
         self.records_seen = 0
+        #: Writes given up in this run (the API kept failing): no STATE may pass them.
+        self.given_up = 0
         #: Input lines the reader could not take as Singer messages, by kind (set at the end).
         self.skipped_lines: dict[str, int] = {}
         self._consecutive_transient = 0
@@ -282,9 +284,10 @@ class Load:
             pending = []
             break
         for index in pending:
-            results[index] = WriteResult(rejected="create outcome unknown after retries; "
-                                                  "will be checked on the next run")
-        return [r if r is not None else WriteResult(rejected="no answer") for r in results]
+            results[index] = WriteResult(rejected="create outcome unknown after retries",
+                                         given_up=True)
+        return [r if r is not None else WriteResult(rejected="no answer", given_up=True)
+                for r in results]
 
     def _still_missing(self, owner: Owner, group: list[PlannedWrite], pending: list[int],
                        results: list[WriteResult | None]) -> list[int]:
@@ -311,14 +314,18 @@ class Load:
             if failing:
                 msg = f"{self.dialect.title} keeps failing ({exc}); stopping the run"
                 raise FatalRequestError(msg) from None
-            return WriteResult(rejected=f"transient: {exc}")
+            return WriteResult(rejected=f"transient: {exc}", given_up=True)
         with self._transient_lock:
             self._consecutive_transient = 0
         return result
 
     def _record(self, plan: PlannedWrite, result: WriteResult, success: Outcome) -> None:
         self._writes_left = max(0, self._writes_left - 1)
-        if result.rejected:
+        if result.given_up:
+            self.given_up += 1
+            row = (plan.seq, Outcome.REJECTED.value, None, plan.changes or None,
+                   f"given up, to be sent again by the next run: {result.rejected}")
+        elif result.rejected:
             row = (plan.seq, Outcome.REJECTED.value, None, plan.changes or None, result.rejected)
         else:
             row = (plan.seq, result.outcome or success.value, result.destination_id,

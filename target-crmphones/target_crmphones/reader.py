@@ -9,6 +9,7 @@ SDK's own ``contrib`` msgspec reader does."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import typing as t
 from collections import Counter
@@ -31,8 +32,9 @@ class TolerantSingerReader(SingerReader):
     def __init__(self) -> None:
         super().__init__()
         self.skipped: Counter[str] = Counter()
-        #: Called after each STATE message has been handed on (set by the target).
-        self.after_state: t.Callable[[], None] | None = None
+        #: Set by the target: takes each STATE message, as a call that hands it on to the
+        #: SDK, to make when (and if) every record before it is settled.
+        self.on_state: t.Callable[[t.Callable[[], None]], None] | None = None
 
     def deserialize_json(self, line: str) -> dict:
         """One line as a Singer message: a JSON object with a `type`, or InvalidInputLine."""
@@ -69,10 +71,11 @@ class TolerantSingerReader(SingerReader):
             if callback is None:
                 msg = f"input line {number}: unknown message type {message['type']!r}"
                 raise InvalidInputLine(msg)
-            callback(message)
+            if message["type"] == "STATE" and self.on_state is not None:
+                self.on_state(functools.partial(callback, message))
+            else:
+                callback(message)
             stats[message["type"]] += 1
-            if message["type"] == "STATE" and self.after_state is not None:
-                self.after_state()
         return stats
 
     def _skip(self, number: int, reason: str, line: str) -> None:

@@ -9,6 +9,7 @@ from singer_sdk import Target
 from singer_sdk import typing as th
 
 from crmphones.cli import run_plugin
+from crmphones.errors import WritesGivenUpError
 from crmphones.mapping import load_parent_map
 from crmphones.settings import common_settings, dialect_for
 from target_crmphones.intake import Intake
@@ -33,10 +34,11 @@ class TargetCRMPhones(Target):
     max_parallelism = 1
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        """Pass each STATE on as soon as a batch's worth of records before it is written."""
+        """Take STATE messages in through the reader, to hand each on once it is safe."""
         super().__init__(*args, **kwargs)
         self._drained_upto = 0
-        t.cast("TolerantSingerReader", self.message_reader).after_state = self._pass_state_on
+        self._held_state: t.Callable[[], None] | None = None
+        t.cast("TolerantSingerReader", self.message_reader).on_state = self._hold_state
 
     config_jsonschema = th.PropertiesList(
         *common_settings(),
@@ -105,20 +107,42 @@ class TargetCRMPhones(Target):
         t.cast("PhoneSink", sink).load = self.load
         return sink
 
-    def _pass_state_on(self) -> None:
-        """The SDK passes a STATE on only when it drains every sink (at the end, or when a
-        record has waited long): on a long load, a crash would then resume from the start.
-        Draining every sink once a batch's worth of records has come since the last time
-        emits the STATE now, with every record before it written or rejected."""
+    def _hold_state(self, hand_on: t.Callable[[], None]) -> None:
+        """Hold the latest STATE; once a batch's worth of records has come since the last
+        drain, settle them all and pass it on.
+
+        The SDK prints the latest STATE it was handed whenever it drains every sink, so a
+        STATE reaches it only once every record before it is written or refused: not in a
+        dry run (nothing was written), and never past a write that was given up.
+        """
+        self._held_state = hand_on
         if "load" not in self.__dict__:
+            self._release_state()
             return
         batch = self.config.get("batch_size_rows") or PhoneSink.MAX_SIZE_DEFAULT
         if self.load.records_seen - self._drained_upto >= batch:
+            self._release_state()
+            self.drain_all()  # nothing left to write: prints the STATE just handed on
+
+    def _release_state(self) -> None:
+        """Settle every record read so far, then hand the held STATE on if it is safe."""
+        hand_on, self._held_state = self._held_state, None
+        if "load" in self.__dict__:
             self.drain_all()
             self._drained_upto = self.load.records_seen
+        if hand_on is None or self.config.get("dry_run"):
+            return
+        if "load" in self.__dict__ and self.load.given_up:
+            return
+        hand_on()
 
     def process_endofpipe(self) -> None:
-        """Drain, then store and log the run's accounting."""
+        """Settle every record and pass the last safe STATE on, then store and log the run's
+        accounting; fail in one line when writes were given up (the bookmark held back)."""
+        self._release_state()
+        if self.config.get("dry_run"):
+            self.logger.info("dry run: no STATE is passed on, so the bookmark does not move "
+                             "and the real run reads the same input again")
         super().process_endofpipe()
         skipped = t.cast("TolerantSingerReader", self.message_reader).skipped
         if "load" not in self.__dict__:
@@ -129,6 +153,11 @@ class TargetCRMPhones(Target):
         self.load.skipped_lines = dict(skipped)
         self.load.finish()
         self.load.close()
+        if self.load.given_up:
+            msg = (f"{self.load.given_up} writes were given up ({self.dialect.title} kept "
+                   "failing; see the run report): the bookmark was held back before them, "
+                   "so the next run reads them again")
+            raise WritesGivenUpError(msg)
 
 
 def main() -> None:

@@ -163,9 +163,13 @@ def test_meltano_run_outreach_to_activix_with_parent_map(
             "CRMPHONES_PARENT_MAP": str(parent_map),
             "TARGET_CRMPHONES__ACTIVIX_STAGING_PATH": str(staging),
         }
-        # First the preview: a dry run writes nothing and leaves a plan to read.
-        preview = _meltano("run", "--state-id-suffix", uuid.uuid4().hex[:8], "outreach-to-activix",
-                           env={**env, "TARGET_CRMPHONES__ACTIVIX_DRY_RUN": "true",
+        # The README's recipe: the preview, then the migration, under one state id (the suffix
+        # keeps this test's state apart from other runs in the same project).
+        suffix = uuid.uuid4().hex[:8]
+        run = ("run", "--state-id-suffix", suffix, "tap-crmphones--outreach",
+               "target-crmphones--activix")
+        # First the preview: a dry run writes nothing, leaves a plan to read, and no bookmark.
+        preview = _meltano(*run, env={**env, "TARGET_CRMPHONES__ACTIVIX_DRY_RUN": "true",
                                 "TARGET_CRMPHONES__ACTIVIX_REPORT_DIR": str(tmp_path / "preview")})
         assert preview.returncode == 0, preview.stderr[-6000:]
         assert [r for r in activix.requests() if r["method"] in ("POST", "PUT")] == []
@@ -175,8 +179,6 @@ def test_meltano_run_outreach_to_activix_with_parent_map(
         planned = [line for line in plan_csv.read_text().splitlines() if ",created," in line]
         assert planned
 
-        suffix = uuid.uuid4().hex[:8]
-        run = ("run", "--state-id-suffix", suffix, "outreach-to-activix")
         result = _meltano(*run, env=env)
         assert result.returncode == 0, result.stderr[-6000:]
         assert "e2e-activix-key" not in result.stderr

@@ -123,12 +123,13 @@ def run_target(config: dict[str, t.Any], lines: list[str], workdir: pathlib.Path
                           timeout=timeout, check=False, cwd=workdir)
 
 
-def clean_view(dialect: str, lines: list[str], workdir: pathlib.Path) -> list[tuple]:
+def clean_view(dialect: str, lines: list[str], workdir: pathlib.Path, **settings: t.Any
+               ) -> list[tuple]:
     """The destination after one clean run of `lines`: what every other run must reach."""
     server = serve(dialect)
     try:
         config = {**DESTINATIONS[dialect].settings(server.url),
-                  "staging_path": str(workdir / "clean.duckdb")}
+                  "staging_path": str(workdir / "clean.duckdb"), **settings}
         result = run_target(config, lines, workdir)
         assert result.returncode == 0, result.stderr[-3000:]
         return DESTINATIONS[dialect].view(server.app.snapshot())

@@ -82,3 +82,23 @@ def test_long_load_passes_states_on_as_it_goes(tmp_path: pathlib.Path) -> None:
     printed = [json.loads(line)["bookmarks"]["phones"]["upto"] for line in result.stdout.splitlines()]
     # The SDK repeats the latest state when the input ends: harmless to Meltano.
     assert list(dict.fromkeys(printed)) == [100, 200, 300]
+
+
+def test_a_dry_run_prints_no_state(tmp_path: pathlib.Path) -> None:
+    """A preview must not move the bookmark: Meltano would save it under the real run's state
+    id, and the migration after it would skip what the preview only planned."""
+    lines = singer_input("outreach", RECORDS, seed=4, state_every=EVERY)
+    server = serve("outreach")
+    try:
+        config = {**DESTINATIONS["outreach"].settings(server.url), "dry_run": True,
+                  "staging_path": str(tmp_path / "ledger.duckdb"), "batch_size_rows": 100}
+        config_file = tmp_path / "target.json"
+        config_file.write_text(json.dumps(config))
+        result = subprocess.run(
+            [sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
+            input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=300, check=True,
+            cwd=tmp_path)
+    finally:
+        server.stop()
+    assert result.stdout == ""
+    assert "dry run: no STATE is passed on" in result.stderr
