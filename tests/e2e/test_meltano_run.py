@@ -119,6 +119,43 @@ def test_meltano_run_outreach_to_outreach(
     assert json.loads(state.stdout)["singer_state"]["bookmarks"]["phone_numbers"]
 
 
+def test_meltano_run_a_given_up_write_holds_the_bookmark_back(
+    meltano_installed: None, accounts: tuple[EmulatorProcess, EmulatorProcess],
+    tmp_path: pathlib.Path,
+) -> None:
+    """A write the destination keeps failing fails the run without moving the bookmark past
+    it; the next scheduled run, from the saved state, writes what was owed, once."""
+    source, destination = accounts
+    env = {
+        "CRMPHONES_SOURCE_PORT": source.url.rsplit(":", 1)[1],
+        "CRMPHONES_DESTINATION_PORT": destination.url.rsplit(":", 1)[1],
+        "CRMPHONES_SOURCE_TOKEN": "e2e-source-token",
+        "CRMPHONES_DESTINATION_TOKEN": "e2e-destination-token",
+        "TARGET_CRMPHONES_STAGING_PATH": str(tmp_path / "e2e.duckdb"),
+    }
+    expected = set()
+    for phone in source.state()["phoneNumbers"]:
+        attributes = phone["attributes"]
+        read = _valid_e164(attributes["number"], attributes["countryCode"], attributes["extension"])
+        if read:
+            expected.add((phone["relationships"]["prospect"]["data"]["id"], *read))
+    failing = sorted(expected)[len(expected) // 2][1][-7:]  # one number's digits
+    config = f"{destination.url}/_emulator/config"
+    httpx.post(config, json={"fail_writes_containing": failing}).raise_for_status()
+    run = ("run", "--state-id-suffix", uuid.uuid4().hex[:8], "tap-crmphones", "target-crmphones")
+    first = _meltano(*run, env=env)
+    assert first.returncode != 0
+    assert "writes were given up" in first.stderr
+
+    httpx.post(config, json={"fail_writes_containing": ""}).raise_for_status()
+    second = _meltano(*run, env=env)
+    assert second.returncode == 0, second.stderr[-6000:]
+    written = [(p["relationships"]["prospect"]["data"]["id"], p["attributes"]["number"],
+                p["attributes"]["extension"]) for p in destination.state()["phoneNumbers"]]
+    assert len(written) == len(set(written)), "no phone twice"
+    assert set(written) == expected, "the given-up phones are written by the next run"
+
+
 _OUTREACH_TO_ACTIVIX_TYPES = {"mobile": "mobile", "work": "work", "home": "home", "voip": "mobile",
                               "other": "home", None: "home"}
 
@@ -130,9 +167,14 @@ def _valid_e164(number: str | None, country: str | None, extension: str | None
     text = (number or "").strip()
     try:
         parsed = phonenumbers.parse(text, region)
-        if not phonenumbers.is_valid_number(parsed) and text.startswith("00"):
-            parsed = phonenumbers.parse("+" + text[2:], region)  # the documented "00" rule
     except phonenumbers.NumberParseException:
+        parsed = None
+    if (parsed is None or not phonenumbers.is_valid_number(parsed)) and text.startswith("00"):
+        try:  # the documented "00" rule: read as "+" when the number is not valid as written
+            parsed = phonenumbers.parse("+" + text[2:], region)
+        except phonenumbers.NumberParseException:
+            return None
+    if parsed is None:
         return None
     if not phonenumbers.is_valid_number(parsed):
         return None
