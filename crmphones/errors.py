@@ -24,6 +24,7 @@ __all__ = [
     "CRMPhonesError",
     "ConfigError",
     "FatalRequestError",
+    "TooManyRejectsError",
     "TransientError",
     "WritesGivenUpError",
 ]
@@ -61,3 +62,7 @@ class TransientError(CRMPhonesError, RetriableAPIError):
 
 class WritesGivenUpError(CRMPhonesError):
     """The run ended with writes given up: the bookmark was held back, the run fails."""
+
+
+class TooManyRejectsError(CRMPhonesError):
+    """More of the input was rejected than ``max_rejected_fraction`` allows: the run fails."""

@@ -24,17 +24,21 @@ if t.TYPE_CHECKING:
 
     from crmphones.dialects.base import Dialect
 
-__all__ = ["NOT_AN_OBJECT", "Intake", "record_text", "wanted_phones"]
+__all__ = ["Intake", "record_text", "wanted_phones"]
 
-#: A RECORD whose `record` is not a JSON object travels under this key (the reader puts it
-#: there), to be rejected, and so accounted for, here.
-NOT_AN_OBJECT = "__crmphones_not_an_object__"
 
 _FIELDS = ("source_id", "parent_type", "parent_id", "ancestors", "number", "e164", "extension",
            "region", "phone_type", "label", "is_primary", "reject_reason")
 _TEXT_FIELDS = ("parent_id", "parent_type", "number", "e164", "extension", "region",
                 "phone_type", "label")
 _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+#: Limits a record must keep, checked before DuckDB (or a recursive walk) sees it: a phone
+#: record is a few hundred bytes, and nothing a CRM holds nests this deep.
+MAX_RECORD_BYTES = 1_000_000
+MAX_DEPTH = 64
+#: Longest stream name taken; longer names are not streams a tap sends.
+MAX_STREAM_NAME = 255
+_KEPT_OF_REJECT = 10_000  # characters of an oversized or unreadable input kept in the ledger
 
 
 class Intake:
@@ -51,17 +55,35 @@ class Intake:
 
     def normalize(self, seq: int, stream: str, record: dict[str, t.Any]) -> dict[str, t.Any]:
         """Check and normalize one input record into a staged row (with a reason if rejected)."""
+        if _deeper_than(record, MAX_DEPTH):
+            return self.reject(seq, stream, "(not kept: nested too deep to write as text)",
+                               f"record nested deeper than {MAX_DEPTH} levels", record)
         text = record_text(record)
-        row: dict[str, t.Any] = dict.fromkeys(_FIELDS)
-        row.update(seq=seq, stream=stream, record=text,
-                   fingerprint=hashlib.sha256(f"{stream}\n{text}".encode(
-                       "utf-8", "surrogatepass")).hexdigest()[:32])
+        if len(text) > MAX_RECORD_BYTES:
+            return self.reject(seq, stream, text, f"record larger than {MAX_RECORD_BYTES:,} "
+                               "characters of JSON", record)
+        row = _row(seq, stream, text)
         try:
             row.update(self._read_fields(record))
         except ValueError as exc:
             row["reject_reason"] = str(exc)
             return row
         row.update(self._number(row["e164"], row["number"], row["extension"], row["region"]))
+        return row
+
+    def reject(self, seq: int, stream: str | None, text: str, reason: str,
+               record: t.Any = None) -> dict[str, t.Any]:
+        """A rejected row for input that cannot be read as a record: its text (cut to a
+        readable length, as a JSON string), its reason, and the identity fields (``id``,
+        ``parent_id``, ``number``) that could be read."""
+        row = _row(seq, stream, json.dumps(text[:_KEPT_OF_REJECT]))
+        row["reject_reason"] = reason
+        if isinstance(record, dict):
+            for field, name in (("source_id", "id"), ("parent_id", "parent_id"),
+                                ("number", "number")):
+                value = record.get(name)
+                if isinstance(value, str | int) and not isinstance(value, bool):
+                    row[field] = str(value)[:_KEPT_OF_REJECT // 10]
         return row
 
     def _number(self, e164: str | None, number: str | None, extension: str | None,
@@ -77,7 +99,7 @@ class Intake:
 
     def _read_fields(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
         """The canonical fields the target needs, type-checked; ValueError says what is wrong."""
-        if not isinstance(record, dict) or NOT_AN_OBJECT in record:
+        if not isinstance(record, dict):
             msg = "record is not a JSON object"
             raise ValueError(msg)
         fields: dict[str, t.Any] = {}
@@ -127,6 +149,25 @@ class Intake:
             raise ValueError(msg)
         fields["is_primary"] = primary
         return fields
+
+
+def _row(seq: int, stream: str | None, text: str) -> dict[str, t.Any]:
+    row: dict[str, t.Any] = dict.fromkeys(_FIELDS)
+    row.update(seq=seq, stream=stream, record=text,
+               fingerprint=hashlib.sha256(f"{stream}\n{text}".encode(
+                   "utf-8", "surrogatepass")).hexdigest()[:32])
+    return row
+
+
+def _deeper_than(value: t.Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than ``limit`` levels (walked without recursion)."""
+    level = [value]
+    for _ in range(limit):
+        level = [child for item in level if isinstance(item, dict | list)
+                 for child in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            return False
+    return any(isinstance(item, dict | list) for item in level)
 
 
 def record_text(record: t.Any) -> str:

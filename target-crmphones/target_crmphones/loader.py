@@ -90,6 +90,10 @@ class Load:
         self._stopping = threading.Event()  # set when a write failed the run: workers stop
         self._dry_run_shown = 0
 
+    def rejected_fraction(self) -> float:
+        """The share of the records received so far that were rejected."""
+        return self._tally[Outcome.REJECTED.value] / self._received if self._received else 0.0
+
     def next_seq(self) -> int:
         """The sequence number of the next input record in this run."""
         self.records_seen += 1
@@ -101,6 +105,15 @@ class Load:
         """Number one record in arrival order and check and normalize it into a staged row."""
         return self.intake.normalize(self.next_seq(), stream, record)
 
+    def reject_input(self, stream: str | None, text: str, reason: str,
+                     record: t.Any = None) -> None:
+        """Account for an input line that is not a record the SDK can take (not a Singer
+        message, a record of no known stream, one missing its key properties): a rejects
+        row that keeps its raw text, its reason and the identity fields that could be read."""
+        row = self.intake.reject(self.next_seq(), stream, text, reason, record)
+        self._received += 1
+        self._tally[Outcome.REJECTED.value] += self.staging.stage(intake_table([row]))
+
     def load_batch(self, batch: Sequence[tuple[int, str, dict[str, t.Any]]]) -> None:
         """Take one batch of (seq, stream, record) from receipt to recorded outcome."""
         self.load_table(intake_table(self.intake.rows(batch)))
@@ -109,12 +122,10 @@ class Load:
         """Take one batch (one stream's intake rows, in ``seq`` order) to recorded outcomes."""
         if not table.num_rows:
             return
-        self.staging.stage(table)
         self._received += table.num_rows
+        self._tally[Outcome.REJECTED.value] += self.staging.stage(table)
         stream, first, last = table["stream"][0].as_py(), table["seq"][0].as_py(), table[
             "seq"][-1].as_py()
-        self._tally[Outcome.REJECTED.value] += self.staging.record_intake_rejects(stream, first,
-                                                                                  last)
         winners, merged = self.staging.winners_and_merged(stream, first, last)
         self._outcomes([(seq, Outcome.MERGED.value, None, None, "duplicate of a later record")
                         for seq in merged])

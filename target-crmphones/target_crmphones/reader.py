@@ -1,8 +1,11 @@
-"""A Singer reader that survives lines that are not Singer messages (not JSON, not an object,
-no `type`): each is logged with its line number and counted, and the run goes on; one garbled
-line must not cost a migration its other records. A real message that breaks the protocol (a
-RECORD before its stream's SCHEMA, a SCHEMA without properties) still stops the run, as the
-Singer spec and the SDK's standard tests expect; the CLI reports it in one line.
+"""A Singer reader that accounts for every input line.
+
+A line that is not a Singer message (not JSON, not an object, no `type`), a RECORD of a
+stream that had no SCHEMA, with a stream that is not a name, or missing its key properties:
+each becomes a rejects row with its raw text and reason (``on_reject``), and the run goes on;
+one garbled line must not cost a migration its other records. A message that breaks the
+protocol itself (an unknown message type, a SCHEMA whose stream is not a name) stops the run
+with one line naming the problem and the line number (the CLI prints it).
 
 Lines are parsed with orjson through the reader's public ``deserialize_json`` hook, as the
 SDK's own ``contrib`` msgspec reader does."""
@@ -18,7 +21,7 @@ import orjson
 from singer_sdk.io_base import SingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
-from target_crmphones.intake import NOT_AN_OBJECT
+from target_crmphones.intake import MAX_STREAM_NAME
 
 __all__ = ["TolerantSingerReader"]
 
@@ -27,14 +30,17 @@ _SHOWN = 200  # characters of a bad line quoted in the log
 
 
 class TolerantSingerReader(SingerReader):
-    """``SingerReader`` that skips what it cannot read, and says so."""
+    """``SingerReader`` that turns what it cannot pass on into rejects, and says so."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.skipped: Counter[str] = Counter()
         #: Set by the target: takes each STATE message, as a call that hands it on to the
         #: SDK, to make when (and if) every record before it is settled.
         self.on_state: t.Callable[[t.Callable[[], None]], None] | None = None
+        #: Set by the target: records a line that is no record it can take, as a reject
+        #: (stream or None, the line, the reason, the record object if one was read).
+        self.on_reject: t.Callable[[str | None, str, str, t.Any], None] | None = None
+        self._key_properties: dict[str, list[str]] = {}
 
     def deserialize_json(self, line: str) -> dict:
         """One line as a Singer message: a JSON object with a `type`, or InvalidInputLine."""
@@ -53,7 +59,7 @@ class TolerantSingerReader(SingerReader):
 
     def process_lines(self, file_input: t.IO[str] | None,
                       callbacks: dict[str, t.Callable[[dict], None]]) -> Counter[str]:
-        """Read to the end of the input, skipping (and counting) what is not a message."""
+        """Read to the end of the input, passing each message on or accounting for it."""
         stats: Counter[str] = Counter()
         for number, line in enumerate(file_input or self.default_input, start=1):
             if not line.strip():
@@ -61,24 +67,65 @@ class TolerantSingerReader(SingerReader):
             try:
                 message = self.deserialize_json(line)
             except InvalidInputLine as exc:
-                self._skip(number, str(exc), line)
+                self._reject(number, None, line, f"not a Singer message: {exc}", None)
                 continue
-            if message["type"] == "RECORD" and "record" in message and not isinstance(
-                    message["record"], dict):
-                # Rejected (and so accounted for) by the intake, not a crash in the SDK's maps.
-                message["record"] = {NOT_AN_OBJECT: message["record"]}
-            callback = callbacks.get(message["type"])
-            if callback is None:
-                msg = f"input line {number}: unknown message type {message['type']!r}"
+            kind = message["type"]
+            if not isinstance(kind, str) or kind not in callbacks:
+                msg = f"input line {number}: unknown message type {_shown(kind)}"
                 raise InvalidInputLine(msg)
-            if message["type"] == "STATE" and self.on_state is not None:
-                self.on_state(functools.partial(callback, message))
+            if kind == "RECORD":
+                problem = self._record_problem(message)
+                if problem:
+                    stream = message.get("stream")
+                    self._reject(number, stream if _is_name(stream) else None, line, problem,
+                                 message.get("record"))
+                    continue
+            elif kind in ("SCHEMA", "BATCH", "ACTIVATE_VERSION") and not _is_name(
+                    message.get("stream")):
+                msg = (f"input line {number}: {kind}'s stream must be a name of 1 to "
+                       f"{MAX_STREAM_NAME} characters, got {_shown(message.get('stream'))}")
+                raise InvalidInputLine(msg)
+            if kind == "SCHEMA":
+                keys = message.get("key_properties")
+                self._key_properties[message["stream"]] = keys if isinstance(keys, list) else []
+            if kind == "STATE" and self.on_state is not None:
+                self.on_state(functools.partial(callbacks[kind], message))
             else:
-                callback(message)
-            stats[message["type"]] += 1
+                callbacks[kind](message)
+            stats[kind] += 1
         return stats
 
-    def _skip(self, number: int, reason: str, line: str) -> None:
-        self.skipped["not a Singer message"] += 1
-        logger.error("input line %d skipped (not a Singer message): %s: %s", number,
-                     reason[:_SHOWN], line.strip()[:_SHOWN])
+    def _record_problem(self, message: dict) -> str | None:
+        """Why a RECORD message cannot be passed on, if it cannot."""
+        stream = message.get("stream")
+        if not _is_name(stream):
+            return f"stream must be a name of 1 to {MAX_STREAM_NAME} characters"
+        if stream not in self._key_properties:
+            return f"record of stream {stream!r} before any SCHEMA of it"
+        if "record" not in message:
+            return "RECORD message without a record"
+        if not isinstance(message["record"], dict):
+            return "record is not a JSON object"
+        missing = [key for key in self._key_properties[stream] if key not in message["record"]]
+        if missing:
+            return f"missing key properties: {', '.join(map(str, missing))}"
+        return None
+
+    def _reject(self, number: int, stream: str | None, line: str, reason: str,
+                record: t.Any) -> None:
+        logger.warning("input line %d rejected (%s): %s", number, reason[:_SHOWN],
+                       line.strip()[:_SHOWN])
+        if self.on_reject is None:
+            msg = f"input line {number}: {reason}"
+            raise InvalidInputLine(msg)
+        self.on_reject(stream, line.rstrip("\n"), reason, record)
+
+
+def _is_name(stream: t.Any) -> bool:
+    return isinstance(stream, str) and 0 < len(stream) <= MAX_STREAM_NAME
+
+
+def _shown(value: t.Any) -> str:
+    """A value for an error line, cut short."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."

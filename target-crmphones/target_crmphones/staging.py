@@ -128,22 +128,18 @@ class Staging:
         (count,), = self.connection.execute("SELECT count(*) FROM refused_earlier").fetchall()
         self._refused_earlier = count > 0
 
-    def stage(self, table: pa.Table) -> None:
-        """Insert input records: an ``INTAKE_SCHEMA`` table (``intake_table``)."""
+    def stage(self, table: pa.Table) -> int:
+        """Insert input records (an ``INTAKE_SCHEMA`` table, ``intake_table``), and record
+        those that intake rejected (with its reason) as rejected; return how many were."""
         with self._registered("incoming", table):
             self.connection.execute(
                 f"INSERT INTO staged ({', '.join(STAGED_COLUMNS)}) "
                 f"SELECT ?, {', '.join(INTAKE_COLUMNS)} FROM incoming", [self.run_id])
-
-    def record_intake_rejects(self, stream: str, first_seq: int, last_seq: int) -> int:
-        """Record a batch's records that intake rejected (with its reason) as rejected;
-        return how many. The batch is ``stream``'s records from ``first_seq`` to ``last_seq``."""
-        row = self.connection.execute(
-            """INSERT INTO outcomes
-               SELECT run_id, seq, 'rejected', NULL, NULL, reject_reason, ? FROM staged
-               WHERE run_id = ? AND stream = ? AND seq BETWEEN ? AND ?
-                 AND reject_reason IS NOT NULL ORDER BY seq""",
-            [_now(), self.run_id, stream, first_seq, last_seq]).fetchone()
+            row = self.connection.execute(
+                """INSERT INTO outcomes
+                   SELECT ?, seq, 'rejected', NULL, NULL, reject_reason, ? FROM incoming
+                   WHERE reject_reason IS NOT NULL ORDER BY seq""",
+                [self.run_id, _now()]).fetchone()
         return row[0] if row else 0
 
     def winners_and_merged(self, stream: str, first_seq: int, last_seq: int

@@ -9,7 +9,7 @@ from singer_sdk import Target
 from singer_sdk import typing as th
 
 from crmphones.cli import run_plugin
-from crmphones.errors import WritesGivenUpError
+from crmphones.errors import TooManyRejectsError, WritesGivenUpError
 from crmphones.mapping import load_parent_map
 from crmphones.settings import common_settings, dialect_for
 from target_crmphones.intake import Intake
@@ -38,7 +38,9 @@ class TargetCRMPhones(Target):
         super().__init__(*args, **kwargs)
         self._drained_upto = 0
         self._held_state: t.Callable[[], None] | None = None
-        t.cast("TolerantSingerReader", self.message_reader).on_state = self._hold_state
+        reader = t.cast("TolerantSingerReader", self.message_reader)
+        reader.on_state = self._hold_state
+        reader.on_reject = lambda *line: self.load.reject_input(*line)
 
     config_jsonschema = th.PropertiesList(
         *common_settings(),
@@ -69,6 +71,12 @@ class TargetCRMPhones(Target):
         th.Property(
             "dry_run", th.BooleanType, default=False,
             description="Compute, record and log the plan, but send no write to the CRM.",
+        ),
+        th.Property(
+            "max_rejected_fraction", th.NumberType(minimum=0, maximum=1),
+            description="Fail the run (exit 1, and no final STATE, so the bookmark stays) when "
+            "more than this fraction of the records it received were rejected: a guard "
+            "against feeding a CRM from garbage. Empty: never.",
         ),
         th.Property(
             "reuse_reads_seconds", th.NumberType, default=REUSE_READS_SECONDS,
@@ -124,13 +132,14 @@ class TargetCRMPhones(Target):
             self._release_state()
             self.drain_all()  # nothing left to write: prints the STATE just handed on
 
-    def _release_state(self) -> None:
-        """Settle every record read so far, then hand the held STATE on if it is safe."""
+    def _release_state(self, *, final: bool = False) -> None:
+        """Settle every record read so far, then hand the held STATE on if it is safe (at the
+        end of the input, only if the run did not reject too much of it)."""
         hand_on, self._held_state = self._held_state, None
         if "load" in self.__dict__:
             self.drain_all()
             self._drained_upto = self.load.records_seen
-        if hand_on is None or self.config.get("dry_run"):
+        if hand_on is None or self.config.get("dry_run") or (final and self._rejected_too_much()):
             return
         if "load" in self.__dict__ and self.load.given_up:
             return
@@ -139,18 +148,13 @@ class TargetCRMPhones(Target):
     def process_endofpipe(self) -> None:
         """Settle every record and pass the last safe STATE on, then store and log the run's
         accounting; fail in one line when writes were given up (the bookmark held back)."""
-        self._release_state()
+        self._release_state(final=True)
         if self.config.get("dry_run"):
             self.logger.info("dry run: no STATE is passed on, so the bookmark does not move "
                              "and the real run reads the same input again")
         super().process_endofpipe()
-        skipped = t.cast("TolerantSingerReader", self.message_reader).skipped
         if "load" not in self.__dict__:
-            if skipped:
-                self.logger.error("no record was read; %d input lines skipped",
-                                  sum(skipped.values()))
             return
-        self.load.skipped_lines = dict(skipped)
         self.load.finish()
         self.load.close()
         if self.load.given_up:
@@ -158,6 +162,16 @@ class TargetCRMPhones(Target):
                    "failing; see the run report): the bookmark was held back before them, "
                    "so the next run reads them again")
             raise WritesGivenUpError(msg)
+        if self._rejected_too_much():
+            msg = (f"{self.load.rejected_fraction():.1%} of the records received were rejected, "
+                   f"more than max_rejected_fraction ({self.config['max_rejected_fraction']}); "
+                   "the last STATE was not passed on (see the run report)")
+            raise TooManyRejectsError(msg)
+
+    def _rejected_too_much(self) -> bool:
+        limit = self.config.get("max_rejected_fraction")
+        return (limit is not None and "load" in self.__dict__
+                and self.load.rejected_fraction() > limit)
 
 
 def main() -> None:

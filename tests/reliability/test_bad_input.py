@@ -58,8 +58,10 @@ def test_any_records_keep_the_accounting_identity(batch: list[dict[str, t.Any]])
         assert _E164.match(phone["attributes"]["number"]), phone
 
 
-def test_lines_that_are_not_singer_messages_are_skipped_and_counted(tmp_path: t.Any) -> None:
-    """Garbled lines are logged with their line number and counted; the other records land."""
+def test_every_input_line_is_accounted_for(tmp_path: t.Any) -> None:
+    """Garbled lines, records of no known stream and records missing their key properties
+    become rejects that keep the raw text and the identity fields that could be read; the
+    other records land, and every line is in ``received``."""
     import json
 
     import duckdb
@@ -70,39 +72,157 @@ def test_lines_that_are_not_singer_messages_are_skipped_and_counted(tmp_path: t.
     try:
         staging = str(tmp_path / "ledger.duckdb")
         lines = [
-            json.dumps({"type": "SCHEMA", "stream": "p", "key_properties": [],
+            json.dumps({"type": "SCHEMA", "stream": "p", "key_properties": ["id"],
                         "schema": {"type": "object", "properties": {}}}),
             "this is not json",
             "[1, 2]",
             json.dumps({"record": {"parent_id": "1"}}),
-            json.dumps({"type": "RECORD", "stream": "p", "record": {"parent_id": "1",
-                                                                     "number": "2125550101"}}),
+            json.dumps({"type": "RECORD", "stream": "p", "record": {
+                "id": "a", "parent_id": "1", "number": "2125550101"}}),
             json.dumps({"type": "RECORD", "stream": "p", "record": "a string"}),
+            json.dumps({"type": "RECORD", "stream": "nowhere", "record": {
+                "id": "b", "parent_id": "7", "number": "2125550199"}}),
+            json.dumps({"type": "RECORD", "stream": "p", "record": {  # no `id`, a key property
+                "parent_id": "8", "number": "2125550198"}}),
             json.dumps({"type": "SCHEMA", "stream": "p", "key_properties": [],  # schema change
                         "schema": {"type": "object", "properties": {"x": {"type": "string"}}}}),
             json.dumps({"type": "RECORD", "stream": "p", "record": {"parent_id": "2",
                                                                      "number": "2125550102"}}),
+            '{"type": "RECORD", "stream": "p", "record": {"parent_id": "3", "number": ',
         ]
         config = {**DESTINATIONS["outreach"].settings(server.url), "staging_path": staging,
                   "report_dir": ""}
         result = run_target(config, lines, tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
         assert "Traceback" not in result.stderr
-        for line_number in (2, 3, 4):
-            assert f"input line {line_number} skipped" in result.stderr
+        for line_number in (2, 3, 4, 7, 8, 11):
+            assert f"input line {line_number} rejected" in result.stderr
         assert len(server.app.snapshot()["phoneNumbers"]) == 2
         with duckdb.connect(staging, read_only=True) as con:
-            row = con.execute("SELECT received, created, rejected, skipped_lines FROM runs").fetchone()
-        assert row == (3, 2, 1, 3)
-
-        # A message that breaks the protocol stops the run, in one line.
-        broken = [json.dumps({"type": "RECORD", "stream": "nowhere", "record": {"parent_id": "1"}})]
-        result = run_target(config, broken, tmp_path)
-        assert result.returncode == 1
-        assert "breaks the Singer protocol" in result.stderr
-        assert "Traceback" not in result.stderr
+            counts = con.execute("SELECT received, created, rejected FROM runs").fetchone()
+            rejects = con.execute("SELECT stream, parent_id, number, reason, record FROM rejects "
+                                  "ORDER BY seq").fetchall()
+        assert counts == (9, 2, 7)
+        reasons = [reason for _, _, _, reason, _ in rejects]
+        assert sum(reason.startswith("not a Singer message") for reason in reasons) == 4
+        assert "record of stream 'nowhere' before any SCHEMA of it" in reasons
+        assert "missing key properties: id" in reasons
+        assert "record is not a JSON object" in reasons
+        kept = {reason: (stream, parent, number, json.loads(record))
+                for stream, parent, number, reason, record in rejects}
+        assert kept["missing key properties: id"][:3] == ("p", "8", "2125550198")
+        assert kept["record of stream 'nowhere' before any SCHEMA of it"][:3] == (
+            "nowhere", "7", "2125550199")
+        assert "this is not json" in [record for *_, record in kept.values()]
     finally:
         server.stop()
+
+
+def _nested(depth: int) -> dict[str, t.Any]:
+    value: dict[str, t.Any] = {"parent_id": "1", "number": "2125550111"}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return {"parent_id": "1", "number": "2125550112", "raw": value}
+
+
+#: Messages that break the protocol: each stops the run with one line naming it and its line.
+_PROTOCOL_BREAKS = {
+    "unknown type": {"type": "FOO"},
+    "numeric type": {"type": 5},
+    "null type": {"type": None},
+    "list type": {"type": ["RECORD"]},
+    "numeric stream in a schema": {"type": "SCHEMA", "stream": 5, "schema": {"properties": {}}},
+    "huge stream in a schema": {"type": "SCHEMA", "stream": "s" * 70_000,
+                                "schema": {"properties": {}}},
+}
+
+
+@pytest.mark.parametrize("name", list(_PROTOCOL_BREAKS))
+def test_a_message_that_breaks_the_protocol_ends_in_one_line(name: str, tmp_path: t.Any) -> None:
+    import json
+
+    from tests.reliability.conftest import run_target
+
+    server = serve("outreach")
+    try:
+        lines = [json.dumps({"type": "SCHEMA", "stream": "p", "key_properties": [],
+                             "schema": {"type": "object", "properties": {}}}),
+                 json.dumps(_PROTOCOL_BREAKS[name])]
+        config = {**DESTINATIONS["outreach"].settings(server.url),
+                  "staging_path": str(tmp_path / "ledger.duckdb"), "report_dir": ""}
+        result = run_target(config, lines, tmp_path)
+    finally:
+        server.stop()
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "input line 2" in last and len(last) < 600, last
+    assert result.stdout == ""
+
+
+def test_hostile_records_become_rejects(tmp_path: t.Any) -> None:
+    """Streams that are not names, a 10 MB field, a record nested 900 deep: each a reject
+    with its reason (limits checked before DuckDB or a recursive walk sees them)."""
+    import json
+
+    import duckdb
+
+    from tests.reliability.conftest import run_target
+
+    server = serve("outreach")
+    try:
+        staging = str(tmp_path / "ledger.duckdb")
+        good = {"parent_id": "1", "number": "2125550101"}
+        lines = [
+            json.dumps({"type": "SCHEMA", "stream": "p", "key_properties": [],
+                        "schema": {"type": "object", "properties": {}}}),
+            *(json.dumps({"type": "RECORD", "stream": stream, "record": good})
+              for stream in (5, ["p"], {"p": 1}, "s" * 70_000, None)),
+            json.dumps({"type": "RECORD", "stream": "p", "record": {**good, "label": "x" * 10_000_000}}),
+            json.dumps({"type": "RECORD", "stream": "p", "record": _nested(900)}),
+            json.dumps({"type": "RECORD", "stream": "p", "record": good}),
+        ]
+        config = {**DESTINATIONS["outreach"].settings(server.url), "staging_path": staging,
+                  "report_dir": ""}
+        result = run_target(config, lines, tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr
+        with duckdb.connect(staging, read_only=True) as con:
+            counts = con.execute("SELECT received, created, rejected FROM runs").fetchone()
+            reasons = [r for (r,) in con.execute("SELECT reason FROM rejects ORDER BY seq").fetchall()]
+        assert counts == (8, 1, 7)
+        assert reasons[:5] == ["stream must be a name of 1 to 255 characters"] * 5
+        assert reasons[5].startswith("record larger than")
+        assert reasons[6] == "record nested deeper than 64 levels"
+    finally:
+        server.stop()
+
+
+def test_max_rejected_fraction_fails_a_run_of_garbage(tmp_path: t.Any) -> None:
+    """Past the operator's limit the run fails in one line and passes no final STATE."""
+    import json
+
+    from tests.reliability.conftest import run_target
+
+    server = serve("outreach")
+    try:
+        lines = [json.dumps({"type": "SCHEMA", "stream": "p", "key_properties": [],
+                             "schema": {"type": "object", "properties": {}}}),
+                 json.dumps({"type": "RECORD", "stream": "p",
+                             "record": {"parent_id": "1", "number": "2125550101"}}),
+                 "garbage", "more garbage",
+                 json.dumps({"type": "STATE", "value": {"bookmarks": {"p": 4}}})]
+        config = {**DESTINATIONS["outreach"].settings(server.url), "report_dir": "",
+                  "staging_path": str(tmp_path / "ledger.duckdb")}
+        tolerant = run_target({**config, "max_rejected_fraction": 0.7}, lines, tmp_path)
+        strict = run_target({**config, "max_rejected_fraction": 0.5}, lines, tmp_path)
+    finally:
+        server.stop()
+    assert tolerant.returncode == 0, tolerant.stderr[-2000:]
+    assert tolerant.stdout.strip()
+    assert strict.returncode == 1
+    assert "max_rejected_fraction" in strict.stderr.strip().splitlines()[-1]
+    assert strict.stdout == ""
 
 
 # Ids that are not integers but would address another owner once put in a URL path, a
