@@ -4,6 +4,7 @@
 
     CRMPhonesError
     ├── ConfigError (ConfigValidationError)   fix a setting, then rerun
+    ├── BatchFileError                        fix the tap's BATCH files, then rerun
     ├── AuthError (FatalAPIError)             stop now: the credential is wrong (401/403)
     ├── FatalRequestError (FatalAPIError)     stop now: the API refused in a way retrying won't fix
     └── TransientError (RetriableAPIError)    retry with backoff (429, 5xx, transport)
@@ -21,6 +22,7 @@ from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, Retriabl
 
 __all__ = [
     "AuthError",
+    "BatchFileError",
     "CRMPhonesError",
     "ConfigError",
     "FatalRequestError",
@@ -40,6 +42,14 @@ class ConfigError(CRMPhonesError, ConfigValidationError):
     def __init__(self, message: str) -> None:
         # The SDK's CLI logs `errors` (one line each) when it catches a validation error.
         super().__init__(message, errors=[message])
+
+
+class BatchFileError(CRMPhonesError):
+    """A BATCH message names a file the target cannot read, or an encoding it cannot decode.
+
+    The run stops there, before any later STATE: passing one on would move the bookmark past
+    records never read.
+    """
 
 
 class AuthError(CRMPhonesError, FatalAPIError):

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import itertools
 import typing as t
 
+import pyarrow as pa
 from singer_sdk.sinks import BatchSink
 
+from crmphones.errors import BatchFileError
 from target_crmphones.staging import intake_table
 
 if t.TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from singer_sdk.helpers._batch import BaseBatchFileEncoding
+
     from target_crmphones.loader import Load
+
+#: BATCH file formats the SDK's reader decodes, and the compressions it reads for each.
+_JSONL, _PARQUET = "jsonl", "parquet"
+_PLAIN = (None, "", "none")
+_SHOWN = 300  # characters of a read error quoted in the run's one-line message
+#: What reading a file raises when it is missing, truncated, not gzip, not JSON lines or not
+#: parquet (pyarrow's errors are ``ValueError`` and ``OSError``).
+_READ_ERRORS = (OSError, EOFError, ValueError)
 
 
 class PhoneSink(BatchSink):
@@ -18,6 +35,8 @@ class PhoneSink(BatchSink):
     MAX_SIZE_DEFAULT = 10_000
     #: Set by the target when it creates the sink.
     load: Load
+    #: While the SDK reads a BATCH file: the records it has handed over so far.
+    _reading: list[t.Any] | None = None
 
     def get_validator(self) -> None:
         """No schema validation: the loader checks the fields it needs and rejects the rest.
@@ -37,9 +56,95 @@ class PhoneSink(BatchSink):
     def process_batch(self, context: dict) -> None:
         """Hand the batch, its rows in arrival order as one table, to the load.
 
-        A BATCH message's file comes as the SDK reads it: its ``records``, received here.
+        While the SDK reads a BATCH file its ``records`` are only collected: they are loaded
+        once the whole file is read (``process_batch_files``), so a file that breaks midway
+        stops the run before any of its records is written.
         """
+        if self._reading is not None:
+            self._reading.extend(context.get("records", ()))
+            return
         rows = context.get("rows") or [self.load.receive(self.stream_name, record)
                                        for record in context.get("records", ())]
         if rows:
             self.load.load_table(intake_table(rows))
+
+    def process_batch_files(self, encoding: BaseBatchFileEncoding, files: Sequence[str]) -> None:
+        """Load the records of a BATCH message's files, in batches as RECORD messages are.
+
+        The SDK reads each file (its storage, its formats, its record counter); a file it
+        cannot read, or an encoding it cannot decode, stops the run in one line naming it,
+        before any STATE after the message is passed on.
+
+        Records that came as RECORD messages before this one are settled first: the ledger
+        takes a batch as one stream's records between two sequence numbers, and the latest
+        of duplicates wins, so the file's records must not be loaded ahead of them.
+        """
+        check_encoding(encoding)
+        if self.current_size:
+            with self.batch_processing_timer:
+                self.process_batch(self.start_drain())
+            self.mark_drained()
+        for url in files:
+            for chunk in _chunks(self._read_file(encoding, url), self.max_size):
+                self.process_batch({"records": chunk})
+
+    def _read_file(self, encoding: BaseBatchFileEncoding, url: str) -> list[t.Any]:
+        """The records of one BATCH file, as the SDK reads it.
+
+        The SDK's own JSONL batcher gzips every file, whatever compression its config names
+        (singer-sdk 0.54), so a JSONL file that does not read as plain text is read again
+        as gzip before it counts as unreadable.
+        """
+        try:
+            return self._sdk_read(encoding, url)
+        except _READ_ERRORS as exc:
+            error: BaseException = exc
+        if encoding.format == _JSONL and encoding.compression in _PLAIN:
+            with contextlib.suppress(*_READ_ERRORS):
+                return self._sdk_read(dataclasses.replace(encoding, compression="gzip"), url)
+        kind = encoding.format + (" (gzip)" if encoding.compression == "gzip" else "")
+        msg = f"BATCH file {url} cannot be read as {kind}: {_one_line(error)}"
+        raise BatchFileError(msg) from None
+
+    def _sdk_read(self, encoding: BaseBatchFileEncoding, url: str) -> list[t.Any]:
+        read: list[t.Any] = []
+        self._reading = read
+        try:
+            super().process_batch_files(encoding, [url])
+        finally:
+            self._reading = None
+        return read
+
+
+def check_encoding(encoding: BaseBatchFileEncoding) -> None:
+    """Refuse, in one line, a BATCH encoding the SDK's reader would not decode.
+
+    Unchecked, an unknown format fails with a traceback and an unknown JSONL compression is
+    read as plain text.
+    """
+    compression = encoding.compression
+    if encoding.format == _JSONL and compression in (*_PLAIN, "gzip"):
+        return
+    # Parquet compresses inside the file: any codec pyarrow has reads.
+    if encoding.format == _PARQUET and (compression in _PLAIN or _has_codec(compression)):
+        return
+    msg = (f"BATCH encoding not supported: format {encoding.format!r}, compression "
+           f"{compression!r} (readable: {_JSONL} plain or gzip, {_PARQUET})")
+    raise BatchFileError(msg)
+
+
+def _has_codec(name: str | None) -> bool:
+    try:
+        return bool(name) and pa.Codec.is_available(str(name))
+    except (ValueError, pa.ArrowException):
+        return False
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:_SHOWN]
+
+
+def _chunks(records: Iterable[t.Any], size: int) -> Iterable[list[t.Any]]:
+    iterator = iter(records)
+    while chunk := list(itertools.islice(iterator, max(size, 1))):
+        yield chunk

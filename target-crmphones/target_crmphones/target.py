@@ -7,6 +7,7 @@ from functools import cached_property
 
 from singer_sdk import Target
 from singer_sdk import typing as th
+from singer_sdk.helpers.capabilities import PluginCapabilities
 
 from crmphones.cli import run_plugin
 from crmphones.errors import TooManyRejectsError, WritesGivenUpError
@@ -18,6 +19,7 @@ from target_crmphones.reader import TolerantSingerReader
 from target_crmphones.sinks import PhoneSink
 
 if t.TYPE_CHECKING:
+    from singer_sdk.helpers.capabilities import CapabilitiesEnum
     from singer_sdk.sinks import Sink
 
     from crmphones.dialects.base import Dialect
@@ -32,6 +34,9 @@ class TargetCRMPhones(Target):
     message_reader_class = TolerantSingerReader
     # One DuckDB connection and one rate budget per run: drain sinks one at a time.
     max_parallelism = 1
+    # BATCH messages' files are loaded as their records would be (PhoneSink.process_batch_files).
+    capabilities: t.ClassVar[list[CapabilitiesEnum]] = [*Target.capabilities,
+                                                        PluginCapabilities.BATCH]
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Take STATE messages in through the reader, to hand each on once it is safe."""
