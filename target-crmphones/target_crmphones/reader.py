@@ -85,6 +85,11 @@ class TolerantSingerReader(SingerReader):
                 msg = (f"input line {number}: {kind}'s stream must be a name of 1 to "
                        f"{MAX_STREAM_NAME} characters, got {_shown(message.get('stream'))}")
                 raise InvalidInputLine(msg)
+            if kind == "BATCH":
+                problem = self._batch_problem(message)
+                if problem:
+                    msg = f"input line {number}: {problem}"
+                    raise InvalidInputLine(msg)
             if kind == "SCHEMA":
                 keys = message.get("key_properties")
                 self._key_properties[message["stream"]] = keys if isinstance(keys, list) else []
@@ -109,6 +114,18 @@ class TolerantSingerReader(SingerReader):
         missing = [key for key in self._key_properties[stream] if key not in message["record"]]
         if missing:
             return f"missing key properties: {', '.join(map(str, missing))}"
+        return None
+
+    def _batch_problem(self, message: dict) -> str | None:
+        """Why a BATCH message cannot be read, if it cannot: a whole file of records is at
+        stake, so it stops the run rather than become one reject."""
+        if message["stream"] not in self._key_properties:
+            return f"BATCH of stream {message['stream']!r} before any SCHEMA of it"
+        encoding, manifest = message.get("encoding"), message.get("manifest")
+        if not isinstance(encoding, dict) or not isinstance(encoding.get("format"), str):
+            return f"BATCH encoding must be an object with a format, got {_shown(encoding)}"
+        if not isinstance(manifest, list) or not all(isinstance(url, str) for url in manifest):
+            return f"BATCH manifest must be a list of file URLs, got {_shown(manifest)}"
         return None
 
     def _reject(self, number: int, stream: str | None, line: str, reason: str,

@@ -134,6 +134,11 @@ _PROTOCOL_BREAKS = {
     "numeric stream in a schema": {"type": "SCHEMA", "stream": 5, "schema": {"properties": {}}},
     "huge stream in a schema": {"type": "SCHEMA", "stream": "s" * 70_000,
                                 "schema": {"properties": {}}},
+    "batch before its schema": {"type": "BATCH", "stream": "q", "manifest": [],
+                                "encoding": {"format": "jsonl", "compression": None}},
+    "batch without encoding": {"type": "BATCH", "stream": "p", "manifest": ["file:///x"]},
+    "batch manifest not a list": {"type": "BATCH", "stream": "p", "manifest": "file:///x",
+                                  "encoding": {"format": "jsonl"}},
 }
 
 
