@@ -23,6 +23,9 @@ class RunReport(t.TypedDict):
     run_id: str
     provider: str
     dry_run: bool
+    #: How the run ended: finished, interrupted or failed (then ``error`` says why).
+    status: str
+    error: str | None
     started_at: str
     duration_seconds: float
     counts: dict[str, int]
@@ -39,11 +42,12 @@ class RunReport(t.TypedDict):
 
 def build_report(staging: Staging, *, provider: str, dry_run: bool, counts: dict[str, int],
                  duration: float, calls: dict[str, int], waited: float,
-                 skipped_lines: dict[str, int] | None = None) -> RunReport:
+                 skipped_lines: dict[str, int] | None = None, status: str = "finished",
+                 error: str | None = None) -> RunReport:
     """Assemble the report of the staging file's current run."""
     total_calls = sum(calls.values())
     return RunReport(
-        run_id=staging.run_id, provider=provider, dry_run=dry_run,
+        run_id=staging.run_id, provider=provider, dry_run=dry_run, status=status, error=error,
         started_at=staging.started_at().isoformat(), duration_seconds=round(duration, 3),
         counts=counts,
         rejects_by_reason=[{"reason": r, "records": n} for r, n in staging.reject_reasons()],
@@ -75,6 +79,8 @@ def to_markdown(report: RunReport) -> str:
         f"# crmphones run {report['run_id']}", "",
         f"{report['provider']}, {verb}; started {report['started_at']}, took "
         f"{report['duration_seconds']:.1f} s.", "",
+        *([f"**{report['status'].capitalize()}**: {report['error']}", ""]
+          if report["status"] != "finished" else []),
         "| outcome | records |", "|---|---:|",
         f"| received | {counts['received']} |",
         *(f"| {name} | {counts[name]} |" for name in OUTCOMES), "",
