@@ -35,6 +35,9 @@ class TolerantSingerReader(SingerReader):
         #: Set by the target: takes each STATE message, as a call that hands it on to the
         #: SDK, to make when (and if) every record before it is settled.
         self.on_state: t.Callable[[t.Callable[[], None]], None] | None = None
+        #: Set by the target: asked before each line; True once a signal stopped the run,
+        #: and the rest of the input is left unread (the next run reads it again).
+        self.stop_requested: t.Callable[[], bool] = lambda: False
 
     def deserialize_json(self, line: str) -> dict:
         """One line as a Singer message: a JSON object with a `type`, or InvalidInputLine."""
@@ -56,6 +59,8 @@ class TolerantSingerReader(SingerReader):
         """Read to the end of the input, skipping (and counting) what is not a message."""
         stats: Counter[str] = Counter()
         for number, line in enumerate(file_input or self.default_input, start=1):
+            if self.stop_requested():
+                break
             if not line.strip():
                 continue
             try:
