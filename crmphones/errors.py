@@ -7,6 +7,7 @@
     ├── BatchFileError                        fix the tap's BATCH files, then rerun
     ├── AuthError (FatalAPIError)             stop now: the credential is wrong (401/403)
     ├── FatalRequestError (FatalAPIError)     stop now: the API refused in a way retrying won't fix
+    ├── InterruptedRunError                   a signal stopped the run: rerun to send the rest
     └── TransientError (RetriableAPIError)    retry with backoff (429, 5xx, transport)
 
 A record the API refuses for its content is not an error: dialects answer it as a
@@ -26,6 +27,7 @@ __all__ = [
     "CRMPhonesError",
     "ConfigError",
     "FatalRequestError",
+    "InterruptedRunError",
     "TooManyRejectsError",
     "TransientError",
     "WritesGivenUpError",
@@ -34,6 +36,9 @@ __all__ = [
 
 class CRMPhonesError(Exception):
     """Base of every error raised by crmphones."""
+
+    #: The process's exit code when this error ends a run (``cli.run_plugin``).
+    exit_code = 1
 
 
 class ConfigError(CRMPhonesError, ConfigValidationError):
@@ -76,3 +81,13 @@ class WritesGivenUpError(CRMPhonesError):
 
 class TooManyRejectsError(CRMPhonesError):
     """More of the input was rejected than ``max_rejected_fraction`` allows: the run fails."""
+
+class InterruptedRunError(CRMPhonesError):
+    """SIGTERM or SIGINT stopped the run: what was written is recorded, the bookmark stays
+    before what was not, and the exit code is the shell's for that signal (128 + its number),
+    so a scheduler tells a stop from a failure."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum

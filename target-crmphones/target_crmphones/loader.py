@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from crmphones.errors import FatalRequestError, TransientError
-from crmphones.http import AmbiguousWriteError
+from crmphones.http import AbortedError, AmbiguousWriteError
 from crmphones.plan import PlannedWrite, phone_key, plan_writes
 from crmphones.records import Outcome, Owner, PhoneRecord, WriteResult
 from target_crmphones.destination_view import DestinationView
@@ -33,7 +33,8 @@ if t.TYPE_CHECKING:
 
     from crmphones.dialects.base import Dialect
 
-__all__ = ["REUSE_READS_SECONDS", "Load"]
+__all__ = ["NOT_SENT_FAILED", "NOT_SENT_STOPPED", "REUSE_READS_SECONDS", "STOP_GRACE_SECONDS",
+           "Load"]
 
 logger = logging.getLogger("target-crmphones")
 
@@ -42,6 +43,15 @@ _MAX_CONSECUTIVE_TRANSIENT = 5  # past this the API is down, not flaky: stop the
 _DRY_RUN_SAMPLE = 20
 #: How long what a batch read of an owner serves later batches of the run, by default.
 REUSE_READS_SECONDS = 120.0
+#: Once a stop is asked for, how long the writes in flight get to finish (and be recorded)
+#: before their retries and waits are cut short: a scheduler's SIGTERM is followed by a
+#: SIGKILL after its own grace (Kubernetes: 30 s by default), which this must stay well under.
+STOP_GRACE_SECONDS = 5.0
+#: The reason recorded for a record read but not sent because a signal stopped the run.
+#: Not an API refusal: nothing holds it back, the next run sends it.
+NOT_SENT_STOPPED = "interrupted: not sent; the next run sends it"
+#: The same, for a run that failed (the runs row holds the error).
+NOT_SENT_FAILED = "failed run: not sent; the next run sends it"
 
 OutcomeRow = tuple[int, str, "str | None", t.Any, "str | None"]
 
@@ -83,11 +93,16 @@ class Load:
         self.records_seen = 0
         #: Writes given up in this run (the API kept failing): no STATE may pass them.
         self.given_up = 0
-        #: Input lines the reader could not take as Singer messages, by kind (set at the end).
-        self.skipped_lines: dict[str, int] = {}
         self._consecutive_transient = 0
         self._transient_lock = threading.Lock()  # writes run on several threads
-        self._stopping = threading.Event()  # set when a write failed the run: workers stop
+        # Set when a write failed the run, or a stop was asked for: workers send no more.
+        self._stopping = threading.Event()
+        #: A signal asked the run to stop (``stop``): nothing more is sent.
+        self.stop_requested = False
+        self._grace: threading.Timer | None = None
+        #: How the run ended (``finish``): None while it runs.
+        self.status: str | None = None
+        self._closed = False
         self._dry_run_shown = 0
 
     def rejected_fraction(self) -> float:
@@ -98,6 +113,40 @@ class Load:
         """The sequence number of the next input record in this run."""
         self.records_seen += 1
         return self.records_seen
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Send nothing more: no new write starts; those in flight get ``grace`` seconds to
+        finish and be recorded, then their retries and waits end (``ApiClient.abort``).
+
+        Only sets flags and starts a timer, so a signal handler may call it whatever the
+        main thread was doing.
+        """
+        if self.stop_requested:
+            return
+        self.stop_requested = True
+        self._stopping.set()
+        self._grace = threading.Timer(grace, self.dialect.client.abort)
+        self._grace.daemon = True
+        self._grace.start()
+
+    def stop_now(self, error: str) -> None:
+        """A second signal: end retries and waits now, and end the run's row as interrupted
+        (no report) for a process that exits at once; records not settled are recorded as
+        not sent."""
+        self.stop_requested = True
+        self._stopping.set()
+        self.dialect.client.abort()
+        if self.status is None:
+            self.status = "interrupted"
+            self.settle_unsent(NOT_SENT_STOPPED)
+            self.staging.finish_run("interrupted", error, fold_log=False)
+
+    def settle_unsent(self, detail: str) -> int:
+        """Record every record staged in this run without an outcome as rejected with
+        ``detail`` (the run stops before sending them); return how many."""
+        settled = self.staging.record_unsettled(detail)
+        self._tally[Outcome.REJECTED.value] += settled
+        return settled
 
     # -- the recipe -------------------------------------------------------------------
 
@@ -129,9 +178,16 @@ class Load:
         winners, merged = self.staging.winners_and_merged(stream, first, last)
         self._outcomes([(seq, Outcome.MERGED.value, None, None, "duplicate of a later record")
                         for seq in merged])
-        plans = self.hold_back_refused(self.diff(wanted_phones(self.dialect.name, winners)),
-                                       {row[0]: row[1] for row in winners})
-        self.write(plans)
+        if self._stopping.is_set():
+            return  # staged, not sent: the run's end records the rest (``settle_unsent``)
+        try:
+            plans = self.hold_back_refused(self.diff(wanted_phones(self.dialect.name, winners)),
+                                           {row[0]: row[1] for row in winners})
+            self.write(plans)
+        except AbortedError:
+            if not self.stop_requested:
+                raise
+            # The stop's grace ran out mid-batch: what has no outcome is settled at the end.
 
     def diff(self, wanted: Sequence[tuple[int, PhoneRecord]]) -> list[PlannedWrite]:
         """Compare with the destination's phones of the owners this batch touches."""
@@ -184,10 +240,15 @@ class Load:
         if self.dialect.concurrency == 1 or len(owners) <= 1:
             # One at a time, as before concurrency: every update, then each owner's creates.
             for plan in (p for p in plans if p.action == "update"):
+                if self._stopping.is_set():
+                    return
                 self._record(plan, self._update(plan), Outcome.UPDATED)
             for owner, group in creates.items():
+                if self._stopping.is_set():
+                    return
                 for plan, result in zip(group, self._create(owner, group), strict=True):
-                    self._record(plan, result, Outcome.CREATED)
+                    if result is not None:
+                        self._record(plan, result, Outcome.CREATED)
             return
         self._write_in_parallel([(o, updates.get(o, []), creates.get(o, [])) for o in owners])
 
@@ -196,12 +257,15 @@ class Load:
         """Run one task per owner on a pool; record outcomes here as the workers queue them.
 
         A worker's exception (the API refused the credential, or keeps failing) stops the
-        run: pending tasks are cancelled, running ones stop at their next request, and the
-        exception is raised here, where the run's one-line message is made.
+        run: the other tasks stop at their next request (those not started return at once),
+        every write that completed meanwhile is still recorded, and the exception is raised
+        here, where the run's one-line message is made. A stop (``stop``) ends the tasks the
+        same way, without an error.
         """
         done: queue.Queue[tuple[PlannedWrite, WriteResult, Outcome] | Future[None]] = queue.Queue()
         pool = ThreadPoolExecutor(max_workers=min(self.dialect.concurrency, len(jobs)),
                                   thread_name_prefix="crmphones-write")
+        error: BaseException | None = None
         try:
             futures = [pool.submit(self._write_owner, owner, updates, group, done.put)
                        for owner, updates, group in jobs]
@@ -212,9 +276,10 @@ class Load:
                 item = done.get()
                 if isinstance(item, Future):
                     running -= 1
-                    error = item.exception()
-                    if error is not None:
-                        raise error
+                    failure = item.exception()
+                    # The first real failure is the run's; the others' AbortedError follows it.
+                    if failure is not None and (error is None or isinstance(error, AbortedError)):
+                        error = failure
                 else:
                     self._record(*item)
         except BaseException:
@@ -223,6 +288,8 @@ class Load:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        if error is not None:
+            raise error
 
     def _write_owner(self, owner: Owner, updates: list[PlannedWrite], group: list[PlannedWrite],
                      emit: t.Callable[[tuple[PlannedWrite, WriteResult, Outcome]], None]) -> None:
@@ -234,7 +301,8 @@ class Load:
                 emit((plan, self._update(plan), Outcome.UPDATED))
             if group and not self._stopping.is_set():
                 for plan, result in zip(group, self._create(owner, group), strict=True):
-                    emit((plan, result, Outcome.CREATED))
+                    if result is not None:  # None: the run stopped before it was settled
+                        emit((plan, result, Outcome.CREATED))
         except BaseException:
             # Stop the other workers now, not when this thread's outcomes are all recorded.
             self._stopping.set()
@@ -267,15 +335,19 @@ class Load:
         logger.info("progress: received=%d %s; %d API calls (%.1f/s)%s", self._received, done,
                     calls, rate, left)
 
-    def _create(self, owner: Owner, group: list[PlannedWrite]) -> list[WriteResult]:
-        """Create an owner's new phones; when a response is lost, look before resending."""
+    def _create(self, owner: Owner, group: list[PlannedWrite]) -> list[WriteResult | None]:
+        """Create an owner's new phones; when a response is lost, look before resending.
+
+        None for a phone left unsettled because the run is stopping: it is not given up (the
+        API did not keep failing), the run's end records it as not sent.
+        """
         pending = list(range(len(group)))
         results: list[WriteResult | None] = [None] * len(group)
         stalled = 0  # rounds in a row that settled nothing: the budget is per phone, not group
         retry = self.dialect.client.retry
         while pending and stalled < retry.max_attempts:
             if stalled and self._stopping.wait(retry.backoff(stalled)):
-                break  # the run is stopping: what is pending stays unknown
+                return results  # the run is stopping: what is pending stays unsettled
             try:
                 phones = [group[i].wanted for i in pending]
                 answers = self._guard(lambda phones=phones: list(
@@ -359,21 +431,21 @@ class Load:
                         plan.wanted.parent_type, plan.wanted.parent_id, plan.wanted.e164,
                         plan.changes or "")
 
-    def finish(self) -> dict[str, int]:
-        """Store, log and write the run's report; return the counts."""
-        counts = self.staging.finish_run()
+    def finish(self, status: str = "finished", error: str | None = None) -> dict[str, int]:
+        """End the run's row (how it ended: ``finished``, ``interrupted`` or ``failed`` with
+        ``error``'s line), then log and write its report; return the counts."""
+        self.status = status
+        counts = self.staging.finish_run(status, error)
         duration = time.monotonic() - self._started
         client = self.dialect.client
         report = build_report(self.staging, provider=self.dialect.name, dry_run=self.dry_run,
                               counts=counts, duration=duration, calls=dict(client.calls),
-                              waited=client.waited_seconds, skipped_lines=self.skipped_lines)
+                              waited=client.waited_seconds, status=status, error=error)
         if self.report_dir:
             report = write_report(report, self.staging, self.report_dir)
         self.staging.record_report(duration=duration, calls=dict(client.calls),
-                                   waited=client.waited_seconds,
-                                   skipped_lines=sum(self.skipped_lines.values()),
-                                   report_path=report["files"].get("markdown"))
-        verb = "planned" if self.dry_run else "done"
+                                   waited=client.waited_seconds, report_path=report["files"].get("markdown"))
+        verb = "planned" if self.dry_run else "done" if status == "finished" else status
         logger.info(
             "crmphones run %s (%s, %s): received=%d created=%d updated=%d unchanged=%d "
             "merged=%d rejected=%d", self.run_id, self.dialect.name, verb, counts["received"],
@@ -382,8 +454,6 @@ class Load:
         )
         for reason in report["rejects_by_reason"]:
             logger.info("  rejected %d: %s", reason["records"], reason["reason"])
-        for kind, lines in self.skipped_lines.items():
-            logger.error("  %d input lines skipped: %s (not records: see the log above)", lines, kind)
         logger.info("API calls: %d %s in %.1fs (%.1f/s), %.1fs waiting on rate limits",
                     report["api_calls"], report["api_calls_by_status"], duration,
                     report["api_calls_per_second"], report["rate_limit_wait_seconds"])
@@ -403,6 +473,11 @@ class Load:
         return counts
 
     def close(self) -> None:
-        """Release the ledger and the HTTP client."""
+        """Release the ledger and the HTTP client (once)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._grace is not None:
+            self._grace.cancel()
         self.staging.close()
         self.dialect.close()

@@ -41,6 +41,9 @@ class TolerantSingerReader(SingerReader):
         #: (stream or None, the line, the reason, the record object if one was read).
         self.on_reject: t.Callable[[str | None, str, str, t.Any], None] | None = None
         self._key_properties: dict[str, list[str]] = {}
+        #: Set by the target: asked before each line; True once a signal stopped the run,
+        #: and the rest of the input is left unread (the next run reads it again).
+        self.stop_requested: t.Callable[[], bool] = lambda: False
 
     def deserialize_json(self, line: str) -> dict:
         """One line as a Singer message: a JSON object with a `type`, or InvalidInputLine."""
@@ -62,6 +65,8 @@ class TolerantSingerReader(SingerReader):
         """Read to the end of the input, passing each message on or accounting for it."""
         stats: Counter[str] = Counter()
         for number, line in enumerate(file_input or self.default_input, start=1):
+            if self.stop_requested():
+                break
             if not line.strip():
                 continue
             try:

@@ -23,6 +23,9 @@ class RunReport(t.TypedDict):
     run_id: str
     provider: str
     dry_run: bool
+    #: How the run ended: finished, interrupted or failed (then ``error`` says why).
+    status: str
+    error: str | None
     started_at: str
     duration_seconds: float
     counts: dict[str, int]
@@ -31,7 +34,6 @@ class RunReport(t.TypedDict):
     api_calls: int
     api_calls_per_second: float
     rate_limit_wait_seconds: float
-    skipped_lines: dict[str, int]
     by_parent: list[dict[str, t.Any]]
     sample: list[dict[str, t.Any]]
     files: dict[str, str]
@@ -39,17 +41,18 @@ class RunReport(t.TypedDict):
 
 def build_report(staging: Staging, *, provider: str, dry_run: bool, counts: dict[str, int],
                  duration: float, calls: dict[str, int], waited: float,
-                 skipped_lines: dict[str, int] | None = None) -> RunReport:
+                 status: str = "finished",
+                 error: str | None = None) -> RunReport:
     """Assemble the report of the staging file's current run."""
     total_calls = sum(calls.values())
     return RunReport(
-        run_id=staging.run_id, provider=provider, dry_run=dry_run,
+        run_id=staging.run_id, provider=provider, dry_run=dry_run, status=status, error=error,
         started_at=staging.started_at().isoformat(), duration_seconds=round(duration, 3),
         counts=counts,
         rejects_by_reason=[{"reason": r, "records": n} for r, n in staging.reject_reasons()],
         api_calls_by_status=dict(sorted(calls.items())), api_calls=total_calls,
         api_calls_per_second=round(total_calls / duration, 2) if duration else 0.0,
-        rate_limit_wait_seconds=round(waited, 3), skipped_lines=dict(skipped_lines or {}),
+        rate_limit_wait_seconds=round(waited, 3),
         by_parent=staging.by_parent(limit=20), sample=staging.sample(_SAMPLE), files={},
     )
 
@@ -75,15 +78,14 @@ def to_markdown(report: RunReport) -> str:
         f"# crmphones run {report['run_id']}", "",
         f"{report['provider']}, {verb}; started {report['started_at']}, took "
         f"{report['duration_seconds']:.1f} s.", "",
+        *([f"**{report['status'].capitalize()}**: {report['error']}", ""]
+          if report["status"] != "finished" else []),
         "| outcome | records |", "|---|---:|",
         f"| received | {counts['received']} |",
         *(f"| {name} | {counts[name]} |" for name in OUTCOMES), "",
         f"API calls: {report['api_calls']} ({report['api_calls_per_second']}/s); "
         f"waiting on rate limits: {report['rate_limit_wait_seconds']:.1f} s.", "",
     ]
-    if report["skipped_lines"]:
-        lines += ["Input lines skipped (not Singer records, so not in the counts): " + ", ".join(
-            f"{n} {kind}" for kind, n in report["skipped_lines"].items()) + ".", ""]
     if report["api_calls_by_status"]:
         lines += ["| HTTP status | calls |", "|---|---:|",
                   *(f"| {k} | {v} |" for k, v in report["api_calls_by_status"].items()), ""]

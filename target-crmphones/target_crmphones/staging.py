@@ -38,7 +38,12 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS duration_seconds DOUBLE;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS api_calls JSON;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS rate_limit_wait_seconds DOUBLE;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS report_path VARCHAR;
+-- Kept for files of earlier versions: lines are now rejects, counted in `received`.
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS skipped_lines BIGINT;
+-- How the run ended (finished, interrupted, failed; NULL: it never ended, e.g. killed), and
+-- for the last two the line the target printed.
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS status VARCHAR;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS error VARCHAR;
 CREATE TABLE IF NOT EXISTS staged (
     run_id VARCHAR, seq BIGINT, stream VARCHAR, source_id VARCHAR,
     parent_type VARCHAR, parent_id VARCHAR, ancestors VARCHAR,
@@ -196,27 +201,51 @@ class Staging:
         counts.update(dict(rows))
         return counts
 
-    def finish_run(self) -> dict[str, int]:
-        """Store the run's counts and return them."""
-        # Fold the run's log into the file first (closing would anyway): what it held in
-        # memory is released for the report's queries over the whole run.
-        self.connection.execute("CHECKPOINT")
+    def record_unsettled(self, detail: str) -> int:
+        """Record every staged record of this run that has no outcome yet as rejected, with
+        ``detail`` as the reason; return how many. For a run that stops before sending them:
+        each record read still ends in exactly one outcome."""
+        row = self.connection.execute(
+            """INSERT INTO outcomes
+               SELECT s.run_id, s.seq, 'rejected', NULL, NULL, ?, ? FROM staged s
+               WHERE s.run_id = ? AND NOT EXISTS (
+                   SELECT 1 FROM outcomes o WHERE o.run_id = s.run_id AND o.seq = s.seq)
+               ORDER BY s.seq""",
+            [detail, _now(), self.run_id]).fetchone()
+        return row[0] if row else 0
+
+    def finish_run(self, status: str = "finished", error: str | None = None, *,
+                   fold_log: bool = True) -> dict[str, int]:
+        """Store how the run ended (``status``, and ``error``'s line) with its counts so far,
+        and return the counts.
+
+        Args:
+            status: ``finished``, ``interrupted`` or ``failed``.
+            error: The line the target printed for an interrupted or failed run.
+            fold_log: Checkpoint first (False when the process is about to exit at once).
+        """
+        if fold_log:
+            # Fold the run's log into the file first (closing would anyway): what it held in
+            # memory is released for the report's queries over the whole run.
+            self.connection.execute("CHECKPOINT")
         counts = self.counts()
         self.connection.execute(
             """UPDATE runs SET finished_at = ?, received = ?, created = ?, updated = ?,
-               unchanged = ?, merged = ?, rejected = ? WHERE run_id = ?""",
+               unchanged = ?, merged = ?, rejected = ?, status = ?, error = ?
+               WHERE run_id = ?""",
             [_now(), counts["received"], counts["created"], counts["updated"],
-             counts["unchanged"], counts["merged"], counts["rejected"], self.run_id],
+             counts["unchanged"], counts["merged"], counts["rejected"], status, error,
+             self.run_id],
         )
         return counts
 
     def record_report(self, *, duration: float, calls: dict[str, int], waited: float,
-                      skipped_lines: int, report_path: str | None) -> None:
+                      report_path: str | None) -> None:
         """Keep the run's API figures beside its counts, queryable across runs."""
         self.connection.execute(
             "UPDATE runs SET duration_seconds = ?, api_calls = ?, rate_limit_wait_seconds = ?, "
-            "skipped_lines = ?, report_path = ? WHERE run_id = ?",
-            [duration, json.dumps(calls), waited, skipped_lines, report_path, self.run_id],
+            "report_path = ? WHERE run_id = ?",
+            [duration, json.dumps(calls), waited, report_path, self.run_id],
         )
 
     def started_at(self) -> datetime.datetime:

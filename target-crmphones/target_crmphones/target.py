@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import sys
+import threading
 import typing as t
 from functools import cached_property
 
@@ -9,16 +14,23 @@ from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.helpers.capabilities import PluginCapabilities
 
-from crmphones.cli import run_plugin
-from crmphones.errors import TooManyRejectsError, WritesGivenUpError
+from crmphones.cli import on_failure, run_plugin
+from crmphones.errors import (
+    CRMPhonesError,
+    InterruptedRunError,
+    TooManyRejectsError,
+    WritesGivenUpError,
+)
 from crmphones.mapping import load_parent_map
 from crmphones.settings import common_settings, dialect_for
 from target_crmphones.intake import Intake
-from target_crmphones.loader import REUSE_READS_SECONDS, Load
+from target_crmphones.loader import NOT_SENT_FAILED, NOT_SENT_STOPPED, REUSE_READS_SECONDS, Load
 from target_crmphones.reader import TolerantSingerReader
 from target_crmphones.sinks import PhoneSink
 
 if t.TYPE_CHECKING:
+    from types import FrameType
+
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
     from singer_sdk.sinks import Sink
 
@@ -39,13 +51,22 @@ class TargetCRMPhones(Target):
                                                         PluginCapabilities.BATCH]
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        """Take STATE messages in through the reader, to hand each on once it is safe."""
+        """Take STATE messages in through the reader, to hand each on once it is safe, and
+        take SIGTERM and SIGINT over from the SDK (see ``_on_stop_signal``)."""
         super().__init__(*args, **kwargs)
         self._drained_upto = 0
         self._held_state: t.Callable[[], None] | None = None
+        #: The signal that asked the run to stop, once one did.
+        self.stop_signal: int | None = None
         reader = t.cast("TolerantSingerReader", self.message_reader)
         reader.on_state = self._hold_state
         reader.on_reject = lambda *line: self.load.reject_input(*line)
+        reader.stop_requested = lambda: self.stop_signal is not None
+        # The SDK's handler drains again while a drain may be writing, then passes the latest
+        # STATE on and exits 0: a bookmark past unwritten records. Ours replaces it.
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, self._on_stop_signal)
 
     config_jsonschema = th.PropertiesList(
         *common_settings(),
@@ -100,9 +121,9 @@ class TargetCRMPhones(Target):
 
     @cached_property
     def load(self) -> Load:
-        """The run's load, opened on first use."""
+        """The run's load, opened on first use; its run's row ends however the run does."""
         map_path = self.config.get("parent_map_path")
-        return Load(
+        load = Load(
             self.dialect,
             self.config.get("staging_path") or ".crmphones/staging.duckdb",
             dry_run=bool(self.config.get("dry_run")),
@@ -112,6 +133,10 @@ class TargetCRMPhones(Target):
             reuse_reads_seconds=float(self.config.get("reuse_reads_seconds",
                                                       REUSE_READS_SECONDS)),
         )
+        on_failure(self.end_failed_run)
+        if self.stop_signal is not None:
+            load.stop()
+        return load
 
     def add_sink(self, stream_name: str, schema: dict, key_properties: t.Sequence[str] | None = None
                  ) -> Sink:
@@ -133,45 +158,116 @@ class TargetCRMPhones(Target):
             self._release_state()
             return
         batch = self.config.get("batch_size_rows") or PhoneSink.MAX_SIZE_DEFAULT
-        if self.load.records_seen - self._drained_upto >= batch:
-            self._release_state()
+        if self.load.records_seen - self._drained_upto >= batch and self._release_state():
             self.drain_all()  # nothing left to write: prints the STATE just handed on
 
-    def _release_state(self, *, final: bool = False) -> None:
+    def _release_state(self, *, final: bool = False) -> bool:
         """Settle every record read so far, then hand the held STATE on if it is safe (at the
-        end of the input, only if the run did not reject too much of it)."""
+        end of the input, only if the run did not reject too much of it); return whether it
+        was."""
         hand_on, self._held_state = self._held_state, None
         if "load" in self.__dict__:
             self.drain_all()
             self._drained_upto = self.load.records_seen
         if hand_on is None or self.config.get("dry_run") or (final and self._rejected_too_much()):
-            return
+            return False
         if "load" in self.__dict__ and self.load.given_up:
-            return
+            return False
+        if self.stop_signal is not None:
+            return False  # the drain may have stopped before writing every record
         hand_on()
+        return True
+
+    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM or SIGINT: stop cleanly; a second one: stop at once.
+
+        The first only sets flags (the handler runs between two bytecodes of whatever the
+        main thread was doing, a DuckDB call's caller included, so it raises nothing there):
+        the load sends no new write and gives those in flight a grace period, the reader
+        reads no further line, and ``process_endofpipe`` ends the run as interrupted.
+        """
+        name = signal.Signals(signum).name
+        if self.stop_signal is None:
+            self.stop_signal = signum
+            self.logger.warning("%s received: stopping: no new write is sent, those in flight "
+                                "finish; a second signal stops at once", name)
+            if "load" in self.__dict__:
+                self.load.stop()
+            return
+        line = (f"stopped at once by a second {name}: writes in flight were cut short; the "
+                "bookmark stays at the last STATE passed on, so the next run sends the rest")
+        load = self.__dict__.get("load")
+        if load is not None:
+            # The row ends here or never: the process exits without unwinding.
+            with contextlib.suppress(Exception):
+                load.stop_now(line)
+        sys.stderr.write(f"{self.name}: error: {line}\n")
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
+    def end_failed_run(self, error: str) -> None:
+        """The run failed (``error``: the line printed): record what was read but not sent
+        as such, and end the run's row as failed with its counts and report."""
+        if "load" not in self.__dict__ or self.load.status is not None:
+            return
+        try:
+            self.load.settle_unsent(NOT_SENT_FAILED)
+            self.load.finish("failed", error)
+        finally:
+            self.load.close()
+
+    def _end_interrupted(self, signum: int) -> t.NoReturn:
+        """After a stop: account for every record read, end the run's row as interrupted,
+        and fail in one line with the signal's exit code. No STATE is handed on: the last
+        one printed covers only records written or rejected."""
+        name = signal.Signals(signum).name
+        if "load" not in self.__dict__:
+            msg = f"stopped by {name} before any record was read: nothing was sent"
+            raise InterruptedRunError(msg, signum)
+        self.load.stop()  # also for a load made as the signal came
+        # Stages the records read since the last drain, sends nothing (the load is stopping).
+        super().process_endofpipe()
+        unsent = self.load.settle_unsent(NOT_SENT_STOPPED)
+        msg = (f"stopped by {name}: {unsent} records read were not sent (recorded as rejected, "
+               "`interrupted`); the bookmark stays at the last STATE passed on, so the next "
+               "run sends them")
+        self.load.finish("interrupted", msg)
+        self.load.close()
+        raise InterruptedRunError(msg, signum)
 
     def process_endofpipe(self) -> None:
         """Settle every record and pass the last safe STATE on, then store and log the run's
-        accounting; fail in one line when writes were given up (the bookmark held back)."""
-        self._release_state(final=True)
+        accounting; fail in one line when writes were given up (the bookmark held back), when
+        too much was rejected, or when a signal stopped the run (``_end_interrupted``)."""
+        if self.stop_signal is None:
+            self._release_state(final=True)
+        if self.stop_signal is not None:
+            self._end_interrupted(self.stop_signal)
         if self.config.get("dry_run"):
             self.logger.info("dry run: no STATE is passed on, so the bookmark does not move "
                              "and the real run reads the same input again")
         super().process_endofpipe()
         if "load" not in self.__dict__:
             return
-        self.load.finish()
+        error = self._failure()
+        self.load.finish("failed" if error else "finished", str(error) if error else None)
         self.load.close()
+        if error:
+            raise error
+
+    def _failure(self) -> CRMPhonesError | None:
+        """Why a run that read all of its input still fails, if it does."""
         if self.load.given_up:
-            msg = (f"{self.load.given_up} writes were given up ({self.dialect.title} kept "
-                   "failing; see the run report): the bookmark was held back before them, "
-                   "so the next run reads them again")
-            raise WritesGivenUpError(msg)
+            return WritesGivenUpError(
+                f"{self.load.given_up} writes were given up ({self.dialect.title} kept failing; "
+                "see the run report): the bookmark was held back before them, so the next run "
+                "reads them again")
         if self._rejected_too_much():
-            msg = (f"{self.load.rejected_fraction():.1%} of the records received were rejected, "
-                   f"more than max_rejected_fraction ({self.config['max_rejected_fraction']}); "
-                   "the last STATE was not passed on (see the run report)")
-            raise TooManyRejectsError(msg)
+            return TooManyRejectsError(
+                f"{self.load.rejected_fraction():.1%} of the records received were rejected, "
+                f"more than max_rejected_fraction ({self.config['max_rejected_fraction']}); "
+                "the last STATE was not passed on (see the run report)")
+        return None
 
     def _rejected_too_much(self) -> bool:
         limit = self.config.get("max_rejected_fraction")
