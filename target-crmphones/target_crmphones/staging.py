@@ -38,8 +38,6 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS duration_seconds DOUBLE;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS api_calls JSON;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS rate_limit_wait_seconds DOUBLE;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS report_path VARCHAR;
--- Kept for files of earlier versions: lines are now rejects, counted in `received`.
-ALTER TABLE runs ADD COLUMN IF NOT EXISTS skipped_lines BIGINT;
 -- How the run ended (finished, interrupted, failed; NULL: it never ended, e.g. killed), and
 -- for the last two the line the target printed.
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS status VARCHAR;
