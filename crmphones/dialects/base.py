@@ -51,6 +51,9 @@ class StreamSpec:
     #: Whether records arrive sorted by the replication key (resumable mid-stream).
     is_sorted: bool = True
     key_properties: tuple[str, ...] = ("id",)
+    #: The one owner kind of a phone stream's records (One Degree's ``location_phones``),
+    #: which names the kind of a record that lacks ``parent_type``; None when it has several.
+    parent_type: str | None = None
 
 
 class Dialect(abc.ABC):
@@ -93,6 +96,32 @@ class Dialect(abc.ABC):
         self.client.close()
 
     # -- shared helpers ---------------------------------------------------------------
+
+    def owner_kind(self, parent_type: str | None, stream: str, *, mapped: bool = False) -> str:
+        """The kind of owner a record's phone is written to: the one rule, for every dialect.
+
+        The record's own ``parent_type``; without one, the kind of the stream it arrived on
+        when that stream (one of this dialect's) holds one kind; else this CRM's kind when it
+        has only one. A kind is never guessed among several: the record is rejected. With a
+        parent map (``mapped``) the mapped id is this CRM's one kind when it has one kind (the
+        record's kind is the source CRM's); with several, the record must name one of them.
+
+        Raises:
+            ValueError: the reason no kind can be written to (the record's reject reason).
+        """
+        kinds = self.parent_types
+        if len(kinds) == 1 and (mapped or not parent_type):
+            return kinds[0]
+        kind = parent_type or next((spec.parent_type for spec in self.streams
+                                    if spec.name == stream), None)
+        if kind is None:
+            msg = (f"missing parent_type: a {self.title} phone belongs to one of "
+                   f"{', '.join(kinds)}, and stream {stream!r} does not say which")
+            raise ValueError(msg)
+        if kind not in kinds:
+            msg = f"parent_type {kind!r} cannot be written to {self.title} (accepts: {', '.join(kinds)})"
+            raise ValueError(msg)
+        return kind
 
     def phone_record(
         self,
