@@ -21,19 +21,29 @@ if t.TYPE_CHECKING:
     from crmphones.plan import PlannedWrite
     from crmphones.records import Owner, WriteResult
 
-__all__ = ["Dialect", "StreamSpec", "is_integer_id"]
+__all__ = ["MAX_ID", "Dialect", "StreamSpec", "is_integer_id"]
+
+#: The largest id: the APIs' integer ids and the ledger's BIGINT are signed 64-bit.
+MAX_ID = 2**63 - 1
 
 
 def is_integer_id(value: str | None) -> bool:
-    """Whether an id is ASCII digits, as every id of the four CRMs is.
+    """Whether an id is ASCII digits naming 1 to ``MAX_ID``, as every id of the four CRMs is.
 
     Ids go into URL paths and id filters, where other text could address another record
     (``3/../4``, ``%34``, ``1,4``); ``str.isdigit`` alone also takes other scripts' digits.
+    A larger id is no record the API holds, and sent as a JSON number it stops the next run
+    (``Integer exceeds 64-bit range``).
 
     >>> [is_integer_id(v) for v in ("42", "3/../4", "%34", "\u0664", "", None)]
     [True, False, False, False, False, False]
+    >>> [is_integer_id(v) for v in ("0", str(MAX_ID), str(MAX_ID + 1), "9" * 5000)]
+    [False, True, False, False]
     """
-    return bool(value) and value.isascii() and value.isdigit()
+    if not (value and value.isascii() and value.isdigit()):
+        return False
+    digits = value.lstrip("0")  # leading zeros (`0005001`) are issue 26's: read as the number
+    return 0 < len(digits) <= len(str(MAX_ID)) and int(digits) <= MAX_ID
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,8 @@
 
 A record the target cannot write (no parent, no number, a field of the wrong type, an
 owner kind the CRM lacks or that cannot be told among its kinds (``Dialect.owner_kind``), an
-owner id that is not an integer, a number that is not valid) gets its reason here and is never
-sent.
+owner id that is not an integer from 1 to 2**63-1, a number that is not valid) gets its reason
+here and is never sent.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import typing as t
 
 import orjson
 
-from crmphones.dialects.base import is_integer_id
+from crmphones.dialects.base import MAX_ID, is_integer_id
 from crmphones.phones import PHONE_TYPES, canonical_phone_type, normalize
 from crmphones.records import PhoneRecord
 
@@ -111,7 +111,8 @@ class Intake:
         foreign = next((i for i in (fields["parent_id"], *ancestor_ids) if not is_integer_id(i)),
                        None)
         if foreign is not None:
-            msg = f"{self.dialect.title} ids are integers, got {foreign!r}"
+            shown = foreign if len(foreign) <= 24 else f"{foreign[:20]}…"
+            msg = f"{self.dialect.title} ids are integers from 1 to {MAX_ID}, got {shown!r}"
             raise ValueError(msg)
         kind = fields["phone_type"]
         if kind not in PHONE_TYPES:
