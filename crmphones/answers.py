@@ -29,7 +29,10 @@ the API's words pass through ``redact``: an API may echo what it was sent.
 from __future__ import annotations
 
 import enum
+import functools
+import re
 import typing as t
+import urllib.parse
 from dataclasses import dataclass
 
 from crmphones.errors import AuthError, FatalRequestError, TransientError
@@ -47,6 +50,8 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: Statuses by which a write refuses one record, unless the dialect says otherwise: a bad
 #: value (400, 422) or an owner that is not there (404).
 DEFAULT_REFUSALS = frozenset({400, 404, 422})
+
+_PERCENT = re.compile("%[0-9A-F]{2}")
 
 #: A dialect's hook: the API's own words in a decoded error body (None when the body is not
 #: JSON), or None when it holds none.
@@ -87,15 +92,35 @@ def verdict(status: int, *, auth_statuses: Collection[int] = (401, 403),
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value in ``text`` with ``***``.
+    """Replace every secret value in ``text`` with ``***``, as sent or URL-encoded.
+
+    Every text this package makes from an API's answer or an HTTP failure passes here (the
+    HTTP layer holds the secrets), so logs, the ledger, the reports and the one-line error
+    all get it redacted. An API quoting its request line quotes the query as sent, encoded.
 
     >>> redact("token abc123 refused", ["abc123"])
     'token *** refused'
+    >>> redact("GET /orgs?api_key=ab%2Bc%2Fd+e", ["ab+c/d e"])
+    'GET /orgs?api_key=***'
     """
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+        for form in _forms(secret):
+            text = text.replace(form, "***")
     return text
+
+
+@functools.lru_cache(maxsize=64)
+def _forms(secret: str) -> tuple[str, ...]:
+    """A secret as sent and as each usual URL encoding writes it (``%2B`` or ``%2b``, a space
+    as ``+`` or ``%20``, ``/`` kept or encoded), longest first, so no form leaves part of
+    another."""
+    if not secret:
+        return ()
+    encoded = {quote(secret, safe=safe) for quote in (urllib.parse.quote,
+                                                      urllib.parse.quote_plus)
+               for safe in ("", "/")}
+    encoded |= {_PERCENT.sub(lambda m: m.group().lower(), form) for form in encoded}
+    return tuple(sorted({secret, *encoded}, key=len, reverse=True))
 
 
 def no_words(body: t.Any) -> str | None:

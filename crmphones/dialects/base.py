@@ -21,19 +21,29 @@ if t.TYPE_CHECKING:
     from crmphones.plan import PlannedWrite
     from crmphones.records import Owner, WriteResult
 
-__all__ = ["Dialect", "StreamSpec", "is_integer_id"]
+__all__ = ["MAX_ID", "Dialect", "StreamSpec", "is_integer_id"]
+
+#: The largest id: the APIs' integer ids and the ledger's BIGINT are signed 64-bit.
+MAX_ID = 2**63 - 1
 
 
 def is_integer_id(value: str | None) -> bool:
-    """Whether an id is ASCII digits, as every id of the four CRMs is.
+    """Whether an id is ASCII digits naming 1 to ``MAX_ID``, as every id of the four CRMs is.
 
     Ids go into URL paths and id filters, where other text could address another record
     (``3/../4``, ``%34``, ``1,4``); ``str.isdigit`` alone also takes other scripts' digits.
+    A larger id is no record the API holds, and sent as a JSON number it stops the next run
+    (``Integer exceeds 64-bit range``).
 
     >>> [is_integer_id(v) for v in ("42", "3/../4", "%34", "\u0664", "", None)]
     [True, False, False, False, False, False]
+    >>> [is_integer_id(v) for v in ("0", str(MAX_ID), str(MAX_ID + 1), "9" * 5000)]
+    [False, True, False, False]
     """
-    return bool(value) and value.isascii() and value.isdigit()
+    if not (value and value.isascii() and value.isdigit()):
+        return False
+    digits = value.lstrip("0")  # leading zeros (`0005001`) are issue 26's: read as the number
+    return 0 < len(digits) <= len(str(MAX_ID)) and int(digits) <= MAX_ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +61,9 @@ class StreamSpec:
     #: Whether records arrive sorted by the replication key (resumable mid-stream).
     is_sorted: bool = True
     key_properties: tuple[str, ...] = ("id",)
+    #: The one owner kind of a phone stream's records (One Degree's ``location_phones``),
+    #: which names the kind of a record that lacks ``parent_type``; None when it has several.
+    parent_type: str | None = None
 
 
 class Dialect(abc.ABC):
@@ -93,6 +106,32 @@ class Dialect(abc.ABC):
         self.client.close()
 
     # -- shared helpers ---------------------------------------------------------------
+
+    def owner_kind(self, parent_type: str | None, stream: str, *, mapped: bool = False) -> str:
+        """The kind of owner a record's phone is written to: the one rule, for every dialect.
+
+        The record's own ``parent_type``; without one, the kind of the stream it arrived on
+        when that stream (one of this dialect's) holds one kind; else this CRM's kind when it
+        has only one. A kind is never guessed among several: the record is rejected. With a
+        parent map (``mapped``) the mapped id is this CRM's one kind when it has one kind (the
+        record's kind is the source CRM's); with several, the record must name one of them.
+
+        Raises:
+            ValueError: the reason no kind can be written to (the record's reject reason).
+        """
+        kinds = self.parent_types
+        if len(kinds) == 1 and (mapped or not parent_type):
+            return kinds[0]
+        kind = parent_type or next((spec.parent_type for spec in self.streams
+                                    if spec.name == stream), None)
+        if kind is None:
+            msg = (f"missing parent_type: a {self.title} phone belongs to one of "
+                   f"{', '.join(kinds)}, and stream {stream!r} does not say which")
+            raise ValueError(msg)
+        if kind not in kinds:
+            msg = f"parent_type {kind!r} cannot be written to {self.title} (accepts: {', '.join(kinds)})"
+            raise ValueError(msg)
+        return kind
 
     def phone_record(
         self,

@@ -60,7 +60,8 @@ class OneDegree(Dialect):
     required_settings = ("api_key", "api_secret")
     parent_types = ("organization", "location", "opportunity")
     streams = (
-        *(StreamSpec(n, Dialect.phone_schema(), is_sorted=False) for n in _PHONE_STREAMS),
+        *(StreamSpec(n, Dialect.phone_schema(), is_sorted=False, parent_type=kind)
+          for n, kind in _PHONE_STREAMS.items()),
         *(StreamSpec(n, PARENT_SCHEMA, is_phone_stream=False, is_sorted=False,
                      key_properties=("id",)) for n in _PARENT_STREAMS),
     )

@@ -21,7 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 ADMIN_PREFIX = "/_emulator"
-FAULT_OPTIONS = ("latency_ms", "jitter_ms", "error_rate", "drop_rate", "fail_writes_containing")
+FAULT_OPTIONS = ("latency_ms", "jitter_ms", "error_rate", "drop_rate", "fail_writes_containing",
+                 "quote_request_in_errors")
 
 
 @dataclass
@@ -131,6 +132,10 @@ class Faults:
     #: Every write whose body holds this text answers 503: an outage of one record's writes
     #: that outlasts any retry.
     fail_writes_containing: str = ""
+    #: Every error answer (4xx, 5xx) quotes the request it answers, its query and headers
+    #: included, in each text of its body: an API that echoes what it was sent (a request line
+    #: with One Degree's ``api_key``, a rejected token) in its error messages.
+    quote_request_in_errors: bool = False
     _streams: dict[str, random.Random] = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
@@ -140,9 +145,14 @@ class Faults:
 
     def update(self, options: dict[str, t.Any]) -> None:
         for name in FAULT_OPTIONS:
-            if name in options:
-                setattr(self, name, str(options[name]) if name == "fail_writes_containing"
-                        else float(options[name]))
+            if name not in options:
+                continue
+            if name == "fail_writes_containing":
+                setattr(self, name, str(options[name]))
+            elif name == "quote_request_in_errors":
+                setattr(self, name, bool(options[name]))
+            else:
+                setattr(self, name, float(options[name]))
 
     def failing_write(self, request: Request) -> Response | None:
         """A 503 for a write that holds ``fail_writes_containing``."""
@@ -150,6 +160,32 @@ class Faults:
                 and self.fail_writes_containing.encode() in request.body):
             return Response(503, {"error": "injected outage of this record's writes"})
         return None
+
+    def quoted(self, request: Request, response: Response) -> Response:
+        """``response``, its body's texts quoting ``request`` when it is an error answer and
+        ``quote_request_in_errors`` is on."""
+        if not self.quote_request_in_errors or response.status < 400:
+            return response
+        line = f"{request.method} {request.path}" + (f"?{request.raw_query}"
+                                                     if request.raw_query else "")
+        headers = "; ".join(f"{name}: {value}" for name, value in request.headers.items())
+        quote = f" (in answer to {line} with headers {headers})"
+
+        def with_quote(value: t.Any) -> t.Any:
+            if isinstance(value, str):
+                return value + quote
+            if isinstance(value, dict):
+                return {key: with_quote(item) for key, item in value.items()}
+            if isinstance(value, list):
+                return [with_quote(item) for item in value]
+            return value
+
+        body = response.body
+        if isinstance(body, dict | list):
+            body = with_quote(body)
+        elif isinstance(body, str | bytes) or body is None:
+            body = (body.decode(errors="replace") if isinstance(body, bytes) else body or "") + quote
+        return Response(response.status, body, response.headers, response.content_type)
 
     def delay(self) -> float:
         jitter = self._draw("jitter") * self.jitter_ms if self.jitter_ms else 0.0
@@ -299,6 +335,7 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
                     response = server.app.handle(request)
                 except Exception as exc:  # an emulator bug must show as a 500, not a hang
                     response = Response(500, {"error": f"emulator bug: {exc!r}"})
+            response = server.faults.quoted(request, response)
             entry.status = response.status
             if request.method in ("POST", "PUT", "PATCH"):
                 entry.body = request.body.decode(errors="replace")

@@ -1,8 +1,9 @@
 """Intake: each input record checked, normalized and shaped into a staged row.
 
 A record the target cannot write (no parent, no number, a field of the wrong type, an
-owner kind the CRM lacks, an owner id that is not an integer, a number that is not valid) gets
-its reason here and is never sent.
+owner kind the CRM lacks or that cannot be told among its kinds (``Dialect.owner_kind``), an
+owner id that is not an integer from 1 to 2**63-1, a number that is not valid) gets its reason
+here and is never sent.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import typing as t
 
 import orjson
 
-from crmphones.dialects.base import is_integer_id
+from crmphones.dialects.base import MAX_ID, is_integer_id
 from crmphones.phones import PHONE_TYPES, canonical_phone_type, normalize
 from crmphones.records import PhoneRecord
 
@@ -64,7 +65,7 @@ class Intake:
                                "characters of JSON", record)
         row = _row(seq, stream, text)
         try:
-            row.update(self._read_fields(record))
+            row.update(self._read_fields(record, stream))
         except ValueError as exc:
             row["reject_reason"] = str(exc)
             return row
@@ -97,7 +98,7 @@ class Intake:
             fields["reject_reason"] = normalized.reason
         return fields
 
-    def _read_fields(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+    def _read_fields(self, record: dict[str, t.Any], stream: str) -> dict[str, t.Any]:
         """The canonical fields the target needs, type-checked; ValueError says what is wrong."""
         if not isinstance(record, dict):
             msg = "record is not a JSON object"
@@ -119,25 +120,21 @@ class Intake:
         if not (fields["number"] or fields["e164"]):
             msg = "missing number (or e164)"
             raise ValueError(msg)
-        parent_types = self.dialect.parent_types
         if self.parent_map is not None:
             source = f"{fields['parent_type'] or 'parent'} {fields['parent_id']}"
             fields["parent_id"] = self.parent_map.get(fields["parent_id"])
             if fields["parent_id"] is None:
                 msg = f"{source} has no row in the parent map (parent_map_path)"
                 raise ValueError(msg)
-            fields["parent_type"] = None  # the mapped id is the destination's own kind
-        fields["parent_type"] = fields["parent_type"] or parent_types[0]
-        if fields["parent_type"] not in parent_types:
-            msg = (f"parent_type {fields['parent_type']!r} cannot be written to "
-                   f"{self.dialect.title} (accepts: {', '.join(parent_types)})")
-            raise ValueError(msg)
+        fields["parent_type"] = self.dialect.owner_kind(
+            fields["parent_type"], stream, mapped=self.parent_map is not None)
         # Ids go into URL paths and id filters, where `3/../4` or `1,4` names another record.
         ancestor_ids = [str(i) for i in (record.get("ancestors") or {}).values()]
         foreign = next((i for i in (fields["parent_id"], *ancestor_ids) if not is_integer_id(i)),
                        None)
         if foreign is not None:
-            msg = f"{self.dialect.title} ids are integers, got {foreign!r}"
+            shown = foreign if len(foreign) <= 24 else f"{foreign[:20]}…"
+            msg = f"{self.dialect.title} ids are integers from 1 to {MAX_ID}, got {shown!r}"
             raise ValueError(msg)
         kind = fields["phone_type"]
         if kind not in PHONE_TYPES:

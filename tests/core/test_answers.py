@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import typing as t
+import urllib.parse
 
 import httpx
 import pytest
@@ -208,6 +209,31 @@ def test_the_apis_words_are_redacted(answers: dict[str, Answers]) -> None:
         403, body, url="http://127.0.0.1:9/v2/lead-phones")))
     assert SECRET not in str(error) and "check the `access_token` setting" in str(error)
 
+
+
+@pytest.mark.parametrize("dialect", sorted(_CONFIGS))
+def test_a_quoted_request_line_is_redacted_as_sent_and_url_encoded(dialect: str) -> None:
+    """An API quoting its request line quotes the query encoded (``api_key=a%2Bb%2Fc+d``): the
+    reject reason and the stop (the CLI's one line is ``str`` of it) hold neither form."""
+    key = "a+b/c d-s3cr3t"
+    cls, config = _CONFIGS[dialect]
+    config = {name: key if value == SECRET else value for name, value in config.items()}
+    built = cls(config)
+    built.close()  # nothing is sent: only its answers are used
+    a = built.client.answers
+    quoted = [f"GET /x?api_key={quote(key, safe=safe)} {key}" for quote in (
+        urllib.parse.quote, urllib.parse.quote_plus) for safe in ("", "/")]
+    quoted.append(quoted[0].replace("%2B", "%2b").replace("%2F", "%2f"))
+    body = {"message": " ".join(quoted), "error": " ".join(quoted),
+            "errors": [{"detail": " ".join(quoted)}]}
+    url = f"{config['api_url']}/things/7"
+    status = next(s for s in (422, 400, 404) if s in a.refusal_statuses)
+    refused = a.reply(_answer(status, body, url=url)).refused or ""
+    with pytest.raises(FatalRequestError) as caught:
+        a.reply(_answer(409, body, method="PUT", url=url))
+    for text in (refused, str(caught.value)):
+        assert "api_key=***" in text, text
+        assert "s3cr3t" not in text, text
 
 # -- through the dialects, against the emulators ----------------------------------------
 

@@ -54,3 +54,19 @@ def test_the_answer_leaves_whole_after_the_latency(monkeypatch: pytest.MonkeyPat
     at, data = writes[0]
     assert data.startswith(b"HTTP/1.1 200") and data.endswith(response.content)
     assert at - started >= 0.1
+
+
+def test_an_api_that_quotes_its_request_in_errors() -> None:
+    """``quote_request_in_errors`` (set by /_emulator/config): each error answer's texts end
+    with the request line, query and headers as received; a success is left alone."""
+    with EmulatorServer(OutreachApp(records=1, parents=1, seed=1, token="k")) as server:
+        httpx.post(f"{server.url}/_emulator/config",
+                   json={"quote_request_in_errors": True}).raise_for_status()
+        refused = httpx.get(f"{server.url}/api/v2/phoneNumbers?page%5Bsize%5D=0&x=a%2Bb",
+                            headers={"Authorization": "Bearer k"})
+        ok = httpx.get(f"{server.url}/api/v2/phoneNumbers", headers={"Authorization": "Bearer k"})
+    assert refused.status_code == 400
+    (error,) = refused.json()["errors"]
+    quote = "in answer to GET /api/v2/phoneNumbers?page%5Bsize%5D=0&x=a%2Bb with headers"
+    assert quote in error["detail"] and "authorization: Bearer k" in error["detail"]
+    assert ok.status_code == 200 and "in answer to" not in ok.text

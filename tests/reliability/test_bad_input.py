@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import tempfile
 import typing as t
+import urllib.parse
 
 import duckdb
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from crmphones.dialects import get_dialect
 from crmphones.settings import dialect_for
+from target_crmphones.intake import Intake
 from target_crmphones.loader import Load
 from tests.reliability.conftest import DESTINATIONS, serve
 
@@ -264,3 +266,111 @@ def test_parent_ids_that_are_not_integers_never_reach_a_url(dialect: str, tmp_pa
         assert "5" in {str(part) for part in phone}
     finally:
         server.stop()
+
+
+def _load(dialect: str, url: str, staging: str, batch: list[tuple[str, dict[str, t.Any]]],
+          parent_map: dict[str, str] | None = None) -> tuple[dict[str, int], list[str]]:
+    """One in-process run of (stream, record) pairs: its counts and its reject reasons."""
+    destination = dialect_for(DESTINATIONS[dialect].settings(url))
+    load = Load(destination, staging, dry_run=False, report_dir=None,
+                intake=Intake(destination, parent_map))
+    try:
+        for stream in dict.fromkeys(stream for stream, _ in batch):  # a batch is one stream's
+            load.load_batch([(load.next_seq(), stream, record) for name, record in batch
+                             if name == stream])
+        counts = load.finish()
+    finally:
+        load.close()
+    with duckdb.connect(staging, read_only=True) as con:
+        reasons = [reason for (reason,) in con.execute(
+            "SELECT reason FROM rejects WHERE run_id = (SELECT run_id FROM runs "
+            "ORDER BY started_at DESC LIMIT 1) ORDER BY seq").fetchall()]
+    return counts, reasons
+
+
+#: Owner 2 of each kind in the emulators (One Degree's location 2 and opportunity 2 are
+#: organization 2's), with the ancestors a record names it by.
+_ANCESTORS = {"location": {"organization": "2"}, "opportunity": {"organization": "2"}}
+
+
+@pytest.mark.parametrize("mapped", [False, True], ids=["direct", "parent_map"])
+@pytest.mark.parametrize("dialect", sorted(DESTINATIONS))
+def test_a_record_without_parent_type_reaches_the_owner_it_names_or_none(
+        dialect: str, mapped: bool, tmp_path: t.Any) -> None:
+    """Without ``parent_type`` a record's kind is its stream's when that stream holds one kind
+    (One Degree's ``location_phones``: it was written to organization 2), the CRM's when it
+    has one kind; on One Degree's three kinds another stream's record is rejected, never
+    written to a kind that happens to exist. With a parent map the mapped id is the one kind
+    of a one-kind CRM (whatever the source's kind); One Degree's needs the record's kind."""
+    cls = get_dialect(dialect)
+    one_kind = cls.parent_types[0] if len(cls.parent_types) == 1 else None
+    parent = "7002" if mapped else "2"  # the source's id, mapped to 2
+    cases: list[tuple[str, dict[str, t.Any], str | None]] = [  # stream, record, kind or None
+        (spec.name, {"parent_id": parent, "ancestors": _ANCESTORS.get(spec.parent_type or "")},
+         spec.parent_type or one_kind)
+        for spec in cls.streams if spec.is_phone_stream]
+    cases.append(("phones", {"parent_id": parent}, one_kind))  # a stream of no one kind
+    # The source's own kind: written to a one-kind CRM only through a parent map.
+    cases.append(("phones", {"parent_id": parent, "parent_type": "source_kind"},
+                  one_kind if mapped else None))
+    if one_kind is None:  # One Degree: a kind the record names is taken, mapped or not
+        cases += [("phones", {"parent_id": parent, "parent_type": kind,
+                              "ancestors": _ANCESTORS.get(kind)}, kind)
+                  for kind in cls.parent_types]
+    batch = [(stream, {**record, "number": f"+1212555{n:04d}"})
+             for n, (stream, record, _) in enumerate(cases)]
+    server = serve(dialect)
+    try:
+        counts, reasons = _load(dialect, server.url, str(tmp_path / "ledger.duckdb"), batch,
+                                {"7002": "2"} if mapped else None)
+        snapshot = server.app.snapshot()
+    finally:
+        server.stop()
+    expected = [kind for _, _, kind in cases]
+    assert (counts["created"], counts["rejected"]) == (
+        sum(k is not None for k in expected), expected.count(None)), (counts, reasons)
+    assert all("parent_type" in reason for reason in reasons), reasons
+    if one_kind is None:
+        assert any(reason.startswith("missing parent_type") for reason in reasons), reasons
+        written = sorted((p["phoneable_type"].lower(), p["phoneable_id"])
+                         for p in snapshot["phones"])
+        assert written == sorted((k, 2) for k in expected if k is not None)
+    else:
+        assert {str(phone[0]) for phone in DESTINATIONS[dialect].view(snapshot)} == {"2"}
+
+
+#: Ids no API and no BIGINT holds; each was taken, sent as a JSON number, and the next run
+#: stopped with ``Integer exceeds 64-bit range``.
+_OUT_OF_RANGE = ("99999999999999999999999999", str(2**63), "0", "000", "9" * 5000)
+
+
+@pytest.mark.parametrize("dialect", sorted(DESTINATIONS))
+def test_ids_beyond_64_bits_are_rejected_at_intake(dialect: str, tmp_path: t.Any) -> None:
+    """Parent and ancestor ids from 1 to 2**63-1 only: the others are rejected with the range
+    before any request, in every dialect; the next run is not stopped by them; ``0005001``
+    (issue 26) is still read as 5001, 2**63-1 still reaches the API."""
+    kind = get_dialect(dialect).parent_types[0]
+    records = [{"parent_id": pid} for pid in _OUT_OF_RANGE]
+    records.append({"parent_id": 99999999999999999999999999})  # a JSON number
+    records.append({"parent_id": "5", "ancestors": {"organization": "99999999999999999999999999"}})
+    records += [{"parent_id": "0000005"}, {"parent_id": str(2**63 - 1)}]
+    batch = [("phones", {**record, "parent_type": kind, "number": f"+1212555{n:04d}"})
+             for n, record in enumerate(records)]
+    server = serve(dialect)
+    staging = str(tmp_path / "ledger.duckdb")
+    try:
+        for _ in range(2):  # the next run reads what this one staged
+            counts, reasons = _load(dialect, server.url, staging, batch)
+            id_reasons = [r for r in reasons if "ids are integers from 1 to 9223372036854775807"
+                          in r]
+            assert len(id_reasons) == len(records) - 2, reasons
+            assert counts["received"] == sum(v for k, v in counts.items() if k != "received")
+            assert "got '99999999999999999999…'" in id_reasons[-1], id_reasons
+        sent = [f"{request.path}?{request.query}" for request in server.requests]
+        snapshot = server.app.snapshot()
+    finally:
+        server.stop()
+    assert not any(re.search(r"\b(0+|9{20,}|9223372036854775808)\b", url) for url in sent), sent
+    assert any(str(2**63 - 1) in urllib.parse.unquote(url) for url in sent), sent
+    assert {str(phone[0]) if dialect != "onedegree" else str(phone[1])
+            for phone in DESTINATIONS[dialect].view(snapshot)} == {"5"}
