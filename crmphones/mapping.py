@@ -76,5 +76,7 @@ def _duckdb_rows(file: pathlib.Path, table: str, path: str) -> tuple[list[str], 
 
 
 def _text(value: object) -> str:
-    """Ids as text: a warehouse may hold them as integers."""
-    return "" if value is None else str(value).strip()
+    """Ids as text: a warehouse may hold them as integers, a CSV with leading zeros (an
+    integer id is written as the CRM writes it, as the target keys owners)."""
+    text = "" if value is None else str(value).strip()
+    return str(int(text)) if text.isascii() and text.isdigit() else text

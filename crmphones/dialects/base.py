@@ -81,6 +81,9 @@ class Dialect(abc.ABC):
     streams: t.ClassVar[tuple[StreamSpec, ...]]
     #: ``parent_type`` of the phones it writes.
     parent_types: t.ClassVar[tuple[str, ...]]
+    #: For each owner kind, the kinds of ``ancestors`` whose ids address it (its nested
+    #: route); any other kind a record names is no part of the owner.
+    ancestor_kinds: t.ClassVar[dict[str, tuple[str, ...]]] = {}
     #: Pacing when ``max_requests_per_minute`` is not set: just under the documented limit.
     default_requests_per_minute: t.ClassVar[float | None] = None
 

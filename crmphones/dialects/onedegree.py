@@ -59,6 +59,8 @@ class OneDegree(Dialect):
     default_api_url = "https://data.1degree.org/v1"
     required_settings = ("api_key", "api_secret")
     parent_types = ("organization", "location", "opportunity")
+    ancestor_kinds = {"location": ("organization", "opportunity"),
+                      "opportunity": ("organization",)}
     streams = (
         *(StreamSpec(n, Dialect.phone_schema(), is_sorted=False, parent_type=kind)
           for n, kind in _PHONE_STREAMS.items()),

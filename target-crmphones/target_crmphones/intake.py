@@ -112,7 +112,7 @@ class Intake:
                 fields[name] = value.strip() or None
             else:
                 fields[name] = None if value is None else _text(name, value)
-        fields["ancestors"] = _ancestors(record.get("ancestors"))
+        _ancestors(record.get("ancestors"))  # the types checked
         fields["source_id"] = _text("id", record.get("id"))
         if not fields["parent_id"]:
             msg = "missing parent_id"
@@ -122,20 +122,27 @@ class Intake:
             raise ValueError(msg)
         if self.parent_map is not None:
             source = f"{fields['parent_type'] or 'parent'} {fields['parent_id']}"
-            fields["parent_id"] = self.parent_map.get(fields["parent_id"])
+            fields["parent_id"] = self.parent_map.get(_canonical_id(fields["parent_id"]))
             if fields["parent_id"] is None:
                 msg = f"{source} has no row in the parent map (parent_map_path)"
                 raise ValueError(msg)
-        fields["parent_type"] = self.dialect.owner_kind(
+        kind = fields["parent_type"] = self.dialect.owner_kind(
             fields["parent_type"], stream, mapped=self.parent_map is not None)
+        # Only the ancestors that address this kind of owner: another kind would make a
+        # second key for the same owner, and a duplicate phone on every rerun.
+        ancestors = {str(k): str(v) for k, v in (record.get("ancestors") or {}).items()
+                     if k in self.dialect.ancestor_kinds.get(kind, ())}
         # Ids go into URL paths and id filters, where `3/../4` or `1,4` names another record.
-        ancestor_ids = [str(i) for i in (record.get("ancestors") or {}).values()]
-        foreign = next((i for i in (fields["parent_id"], *ancestor_ids) if not is_integer_id(i)),
-                       None)
+        foreign = next((i for i in (fields["parent_id"], *ancestors.values())
+                        if not is_integer_id(i)), None)
         if foreign is not None:
             shown = foreign if len(foreign) <= 24 else f"{foreign[:20]}…"
             msg = f"{self.dialect.title} ids are integers from 1 to {MAX_ID}, got {shown!r}"
             raise ValueError(msg)
+        # One owner, one key: ids as the CRM's integers write them (`0005001` is owner 5001).
+        fields["parent_id"] = _canonical_id(fields["parent_id"])
+        fields["ancestors"] = json.dumps({k: _canonical_id(v) for k, v in ancestors.items()},
+                                         sort_keys=True) if ancestors else None
         kind = fields["phone_type"]
         if kind not in PHONE_TYPES:
             text = kind or fields["label"]
@@ -203,15 +210,19 @@ def _text(name: str, value: t.Any) -> str | None:
     return str(value).strip() or None
 
 
-def _ancestors(value: t.Any) -> str | None:
-    """The ``ancestors`` object as canonical JSON (sorted keys), so equal owners compare equal."""
+def _ancestors(value: t.Any) -> None:
+    """Refuse an ``ancestors`` that is not an object of ids by kind."""
     if value is None or value == {}:
-        return None
+        return
     if not isinstance(value, dict) or not all(
             isinstance(v, str | int) and not isinstance(v, bool) for v in value.values()):
         msg = "ancestors must be an object of ids by kind"
         raise ValueError(msg)
-    return json.dumps({str(k): str(v) for k, v in value.items()}, sort_keys=True)
+
+
+def _canonical_id(value: str) -> str:
+    """An integer id as the CRM writes it (no leading zeros); other text as it is."""
+    return str(int(value)) if value.isascii() and value.isdigit() else value
 
 
 # Labels repeat ("Cell", "Office"...): each is read once.

@@ -1,0 +1,48 @@
+"""A rerun of the same input writes nothing: one owner is one key, whatever way its id is
+written and whatever ancestors the record carries that the CRM does not use."""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+import pytest
+
+from crmphones.dialects import get_dialect
+from tests.reliability.conftest import DESTINATIONS, run_target, serve
+
+if t.TYPE_CHECKING:
+    import pathlib
+
+#: An ancestor kind each CRM's owners are not addressed by.
+_FOREIGN_ANCESTORS = {"outreach": {"account": "9"}, "activix": {"account": "9"},
+                      "onedegree": {"region": "3"}, "ticketevolution": {"office": "6"}}
+
+
+@pytest.mark.parametrize("dialect", list(DESTINATIONS))
+def test_a_rerun_writes_nothing_for_leading_zeros_and_foreign_ancestors(
+        dialect: str, tmp_path: pathlib.Path) -> None:
+    kind = get_dialect(dialect).parent_types[0]
+    records = [{"parent_type": kind, "parent_id": "0000007", "number": "+12125550171",
+                "label": "Cell"},
+               {"parent_type": kind, "parent_id": "8", "ancestors": _FOREIGN_ANCESTORS[dialect],
+                "number": "+12125550172", "label": "Cell"}]
+    lines = [json.dumps({"type": "SCHEMA", "stream": "phones", "key_properties": [],
+                         "schema": {"type": "object", "properties": {}}}),
+             *(json.dumps({"type": "RECORD", "stream": "phones", "record": r}) for r in records)]
+    server = serve(dialect)
+    try:
+        config = {**DESTINATIONS[dialect].settings(server.url), "report_dir": "",
+                  "staging_path": str(tmp_path / "ledger.duckdb")}
+        writes = []
+        for _ in range(3):
+            result = run_target(config, lines, tmp_path)
+            assert result.returncode == 0, result.stderr[-3000:]
+            writes.append(sum(r.method in ("POST", "PUT", "PATCH") for r in server.requests))
+        held = DESTINATIONS[dialect].view(server.app.snapshot())
+    finally:
+        server.stop()
+    assert writes[0] > 0
+    assert writes[1] == writes[2] == writes[0], "a rerun wrote again"
+    owners = sorted(str(phone[1] if dialect == "onedegree" else phone[0]) for phone in held)
+    assert owners == ["7", "8"], held
