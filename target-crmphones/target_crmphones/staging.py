@@ -87,6 +87,7 @@ _OUTCOME_SCHEMA = pa.schema([
     ("seq", pa.int64()), ("outcome", pa.string()), ("destination_id", pa.string()),
     ("changes", pa.string()), ("detail", pa.string()),
 ])
+_MEMORY_LIMIT = "64MB"
 _EXPORT_SLICE = 20_000  # records per COPY of the outcomes CSV
 _PARENT_SLICE = 100_000  # records per partial count of outcomes per parent
 
@@ -103,9 +104,13 @@ class Staging:
         self._kept_reads = False  # whether this run kept destination reads (keep_read)
         # Every statement still commits to the WAL (each outcome is durable as it is
         # recorded); folding the WAL into the file at DuckDB's default 16 MB made checkpoints
-        # a large share of a long load. DuckDB's memory is its own default: what does not fit
-        # spills to a temporary directory beside the file instead of failing the run.
-        self.connection = duckdb.connect(str(path), config={"checkpoint_threshold": "256MB"})
+        # a large share of a long load. One thread: a batch's statements are small, and
+        # DuckDB's worker threads only contend with this process's own work. The memory limit
+        # bounds DuckDB's cache of the file's blocks, which otherwise grows with the run; a
+        # query needing more spills to a temporary directory beside the file (the report's
+        # queries over the whole run go a slice at a time).
+        self.connection = duckdb.connect(str(path), config={
+            "checkpoint_threshold": "256MB", "threads": 1, "memory_limit": _MEMORY_LIMIT})
         self.connection.execute(_DDL)
 
     def close(self) -> None:
