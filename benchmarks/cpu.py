@@ -33,7 +33,7 @@ import time
 import typing as t
 
 from benchmarks.messy_stream import singer_lines
-from crmphones.emulator import EmulatorServer, outreach
+from crmphones_emulators import EmulatorServer, outreach
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BENCH = ROOT / ".bench"

@@ -3,9 +3,6 @@
 # Extra arguments go to pytest, e.g. `./scripts/test.sh tests/core -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
-export PATH="$PWD/.venv/bin:$PATH"
+source scripts/venv.sh
 ruff check .
 exec python -m pytest "$@"

@@ -7,11 +7,11 @@ import typing as t
 
 import pytest
 
-from crmphones.emulator import EmulatorServer
-from crmphones.emulator.activix import ActivixApp
-from crmphones.emulator.onedegree import OneDegreeApp
-from crmphones.emulator.outreach import OutreachApp
-from crmphones.emulator.ticketevolution import TicketEvolutionApp
+from crmphones_emulators import EmulatorServer, LoggedRequest
+from crmphones_emulators.activix import ActivixApp
+from crmphones_emulators.onedegree import OneDegreeApp
+from crmphones_emulators.outreach import OutreachApp
+from crmphones_emulators.ticketevolution import TicketEvolutionApp
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -51,6 +51,19 @@ def outreach_destination() -> Iterator[EmulatorServer]:
     with EmulatorServer(OutreachApp(records=0, parents=150, seed=7, token=DESTINATION_TOKEN)
                         ) as server:
         yield server
+
+
+def in_flight_at_once(log: t.Iterable[LoggedRequest]) -> int:
+    """The most requests the emulator held at one time, from its request log: concurrency
+    seen by the server (one request arrived before another was answered), not inferred from
+    how long a run took."""
+    events = sorted([(r.at, 1) for r in log] + [(r.done, -1) for r in log],
+                    key=lambda e: (e[0], e[1]))  # an answer leaving ends before the next arrives
+    most = running = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
 
 
 def outreach_config(server: EmulatorServer, token: str, **extra: t.Any) -> dict[str, t.Any]:

@@ -8,11 +8,11 @@ import typing as t
 
 import pytest
 
-from crmphones.emulator import EmulatorServer, Faults
-from crmphones.emulator.outreach import OutreachApp
 from crmphones.errors import FatalRequestError
 from crmphones.paging import follow_next_links
 from crmphones.settings import dialect_for
+from crmphones_emulators import EmulatorServer, Faults
+from crmphones_emulators.outreach import OutreachApp
 from tests.conftest import SOURCE_TOKEN, outreach_config
 
 if t.TYPE_CHECKING:

@@ -9,13 +9,13 @@ import time
 import typing as t
 
 from crmphones.dialects import get_dialect
-from crmphones.emulator import EmulatorServer, Faults
-from crmphones.emulator.outreach import OutreachApp
-from crmphones.emulator.ticketevolution import TicketEvolutionApp
 from crmphones.http import ApiClient, RateGovernor
+from crmphones_emulators import EmulatorServer, Faults
+from crmphones_emulators.outreach import OutreachApp
+from crmphones_emulators.ticketevolution import TicketEvolutionApp
 
 if t.TYPE_CHECKING:
-    from crmphones.emulator.server import LoggedRequest
+    from crmphones_emulators.server import LoggedRequest
 
 TOKEN = "governor-token"
 SECRET = "governor-secret"

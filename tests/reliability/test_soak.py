@@ -20,7 +20,7 @@ import time
 import pytest
 
 from benchmarks.cpu import held_kib
-from crmphones.emulator import Faults
+from crmphones_emulators import Faults
 from tests.reliability.conftest import DESTINATIONS, serve, singer_input
 
 RECORDS = 6000

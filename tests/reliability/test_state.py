@@ -14,7 +14,7 @@ import typing as t
 
 import duckdb
 
-from crmphones.emulator import Faults
+from crmphones_emulators import Faults
 from tests.reliability.conftest import DESTINATIONS, serve, singer_input
 
 if t.TYPE_CHECKING:

@@ -9,8 +9,8 @@ import subprocess
 import sys
 import typing as t
 
-from crmphones.emulator import EmulatorServer, Faults
-from crmphones.emulator.outreach import OutreachApp
+from crmphones_emulators import EmulatorServer, Faults
+from crmphones_emulators.outreach import OutreachApp
 
 if t.TYPE_CHECKING:
     import pathlib

@@ -8,8 +8,8 @@ from collections import Counter
 import httpx
 from singer_sdk.testing import get_tap_test_class
 
-from crmphones.emulator import EmulatorServer
-from crmphones.emulator.activix import ActivixApp
+from crmphones_emulators import EmulatorServer
+from crmphones_emulators.activix import ActivixApp
 from tap_crmphones.tap import TapCRMPhones
 from tests.conftest import SOURCE_TOKEN, activix_config
 from tests.tap.conftest import every_stream_selected, run_tap

@@ -9,9 +9,9 @@ import typing as t
 
 import pytest
 
-from crmphones.emulator import EmulatorServer, Faults
-from crmphones.emulator.onedegree import OneDegreeApp
-from crmphones.emulator.ticketevolution import TicketEvolutionApp
+from crmphones_emulators import EmulatorServer, Faults
+from crmphones_emulators.onedegree import OneDegreeApp
+from crmphones_emulators.ticketevolution import TicketEvolutionApp
 from tests.conftest import SOURCE_SECRET, SOURCE_TOKEN, od_config, te_config
 from tests.tap.conftest import TapRun, run_tap
 

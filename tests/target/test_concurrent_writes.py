@@ -14,7 +14,7 @@ import typing as t
 import duckdb
 import pytest
 
-from crmphones.emulator import Faults
+from crmphones_emulators import Faults
 from tests.reliability.conftest import (
     DESTINATIONS,
     clean_view,
@@ -27,7 +27,7 @@ from tests.reliability.conftest import (
 if t.TYPE_CHECKING:
     import pathlib
 
-    from crmphones.emulator import EmulatorServer
+    from crmphones_emulators import EmulatorServer
 
 RECORDS = 300
 LATENCY_MS = 5
