@@ -1,7 +1,7 @@
 """The client's clock: what the rate governor and the retry waits count in.
 
-Injected (``ApiClient(clock=...)``) so tests run throttling windows and backoff in simulated
-time: a `FakeClock` sleep moves time on at once instead of waiting.
+Injected (``ApiClient(clock=...)``, else `DEFAULT_CLOCK`) so tests run throttling windows and
+backoff in simulated time: a `FakeClock` sleep moves time on at once instead of waiting.
 """
 
 from __future__ import annotations
@@ -145,3 +145,6 @@ class FakeClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+#: The clock of every `ApiClient` built without one. Tests that run a plugin in-process (its
+#: clients built deep inside a dialect) swap it for a `FakeClock` with ``monkeypatch``.
+DEFAULT_CLOCK: Clock = SYSTEM_CLOCK

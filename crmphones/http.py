@@ -55,6 +55,7 @@ import httpx
 import pendulum
 import pendulum.parsing.exceptions
 
+from crmphones import clock as clock_module
 from crmphones.clock import SYSTEM_CLOCK
 from crmphones.errors import AuthError, FatalRequestError, TransientError
 
@@ -269,7 +270,7 @@ class ApiClient:
         retry: RetryPolicy | None = None,
         max_requests_per_second: float | None = None,
         auth_statuses: tuple[int, ...] = (401, 403),
-        clock: Clock = SYSTEM_CLOCK,
+        clock: Clock | None = None,
     ) -> None:
         """Build the client.
 
@@ -286,9 +287,10 @@ class ApiClient:
             max_requests_per_second: Client-side pacing, for APIs with a documented limit.
             auth_statuses: Statuses that mean a credential problem (Activix also answers
                 403 for a duplicate phone, so it only lists 401).
-            clock: What pacing, pauses and retry backoff wait in (a fake one in tests).
+            clock: What pacing, pauses and retry backoff wait in (default
+                `crmphones.clock.DEFAULT_CLOCK`; a fake one in tests).
         """
-        self.clock = clock
+        self.clock = clock if clock is not None else clock_module.DEFAULT_CLOCK
         self.auth_statuses = auth_statuses
         self.api_name = api_name
         self.auth_hint = auth_hint
@@ -298,7 +300,7 @@ class ApiClient:
         self._stats_lock = threading.Lock()
         self._aborted = threading.Event()
         #: Paces every thread: the configured ceiling, then whatever throttling teaches.
-        self.governor = RateGovernor(max_requests_per_second, self._sleep, clock)
+        self.governor = RateGovernor(max_requests_per_second, self._sleep, self.clock)
         self._client = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             auth=auth,
