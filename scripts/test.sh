@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
 ruff check .
-exec python -m pytest "$@"
+# Two workers: much of the suite waits on subprocesses and injected latency, and tests are
+# independent (ephemeral ports, files under tmp_path; the e2e tests stay on one worker).
+exec python -m pytest -n 2 --dist loadgroup "$@"

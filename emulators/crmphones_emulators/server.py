@@ -105,6 +105,10 @@ class DialectApp(t.Protocol):
 
     def configure(self, options: dict[str, t.Any]) -> None: ...
 
+    def reset(self) -> None:
+        """Back to the seeded account and its options as built (a server shared by tests)."""
+        ...
+
 
 class RateLimiter:
     """A fixed-window quota (``options.rate_limit`` requests per ``options.rate_window``
