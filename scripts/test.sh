@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 source scripts/venv.sh
 ruff check .
 # Two workers: much of the suite waits on subprocesses and injected latency, and tests are
-# independent (ephemeral ports, files under tmp_path; the e2e tests stay on one worker).
-exec python -m pytest -n 2 --dist loadgroup "$@"
+# independent (ephemeral ports, files under tmp_path). `loadfile` keeps a file's tests on one
+# worker: the e2e tests share one `meltano install` of the project's .meltano/.
+exec python -m pytest -n 2 --dist loadfile "$@"

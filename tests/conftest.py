@@ -26,13 +26,10 @@ DESTINATION_SECRET = "destination-signing-secret-s3cr3t"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests by directory, so `-m "not e2e"` gives the quick loop. The e2e tests share
-    one `meltano install` of the project's .meltano/: under xdist (`--dist loadgroup`) they
-    all run on one worker."""
+    """Mark tests by directory, so `-m "not e2e"` gives the quick loop."""
     for item in items:
         if f"{os.sep}e2e{os.sep}" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-            item.add_marker(pytest.mark.xdist_group("e2e"))
 
 
 @pytest.fixture(autouse=True)

@@ -47,6 +47,7 @@ def test_interrupted_tap_resumes_without_skipping(tmp_path: pathlib.Path) -> Non
                     first.send_signal(signal.SIGKILL)
                     break
         first.wait(timeout=30)
+        first.stdout.close()
         assert state is not None
         held = {str(p["id"]) for p in app.snapshot()["phoneNumbers"]}
         assert len(records) < len(held), "the first run was interrupted mid-stream"

@@ -129,6 +129,7 @@ def test_a_refused_credential_in_a_worker_stops_the_run_at_once(tmp_path: pathli
         assert process.stderr is not None
         stderr = process.stderr.read()  # to the end: the process has exited
         process.wait(timeout=30)
+        process.stderr.close()
         log = list(server.requests)
     finally:
         server.stop()
