@@ -26,7 +26,7 @@ import time
 import typing as t
 
 from benchmarks.messy_stream import singer_lines
-from crmphones.emulator import EmulatorServer, outreach
+from crmphones_emulators import EmulatorServer, outreach
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -13,7 +13,7 @@ import random
 import sys
 import typing as t
 
-from crmphones.emulator.fake import messy_phone
+from crmphones_emulators.fake import messy_phone
 
 _TEXT = {"type": ["string", "null"]}
 #: What a warehouse table or a CSV tap declares: every column nullable.

@@ -21,12 +21,12 @@ import typing as t
 
 import duckdb
 
-from crmphones.emulator import EmulatorServer, Faults
-from crmphones.emulator.outreach import OutreachApp
+from crmphones_emulators import EmulatorServer, Faults
+from crmphones_emulators.outreach import OutreachApp
 from tests.reliability.conftest import DESTINATIONS, TOKEN
 
 if t.TYPE_CHECKING:
-    from crmphones.emulator.server import LoggedRequest
+    from crmphones_emulators.server import LoggedRequest
 
 SETTLE = 2.0  # seconds allowed to adapt after the limit changes
 

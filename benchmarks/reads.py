@@ -26,14 +26,14 @@ import tempfile
 import time
 import typing as t
 
-from crmphones.emulator import EmulatorServer, Faults
-from crmphones.emulator.onedegree import OneDegreeApp
-from crmphones.emulator.outreach import OutreachApp
-from crmphones.emulator.ticketevolution import TicketEvolutionApp
 from crmphones.settings import dialect_for
+from crmphones_emulators import EmulatorServer, Faults
+from crmphones_emulators.onedegree import OneDegreeApp
+from crmphones_emulators.outreach import OutreachApp
+from crmphones_emulators.ticketevolution import TicketEvolutionApp
 
 if t.TYPE_CHECKING:
-    from crmphones.emulator.server import DialectApp, LoggedRequest
+    from crmphones_emulators.server import DialectApp, LoggedRequest
 
 KEY, SECRET = "bench-key", "bench-secret"
 # Child streams: One Degree pages each organization's opportunities; Ticket Evolution's

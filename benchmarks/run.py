@@ -27,7 +27,7 @@ import typing as t
 import duckdb
 
 from benchmarks import cpu, rate_budget, reads
-from crmphones.emulator import EmulatorServer, activix, onedegree, outreach, ticketevolution
+from crmphones_emulators import EmulatorServer, activix, onedegree, outreach, ticketevolution
 from tests.reliability.conftest import DESTINATIONS, SECRET, TOKEN
 
 PARENT_TYPE = {"outreach": "prospect", "activix": "lead", "onedegree": "organization",

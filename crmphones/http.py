@@ -53,7 +53,6 @@ import logging
 import math
 import random
 import threading
-import time
 import typing as t
 from dataclasses import dataclass
 
@@ -61,13 +60,16 @@ import httpx
 import pendulum
 import pendulum.parsing.exceptions
 
+from crmphones import clock as clock_module
 from crmphones.answers import DEFAULT_REFUSALS, Answers, Reply, Verdict, no_words, redact, verdict
+from crmphones.clock import SYSTEM_CLOCK
 from crmphones.errors import FatalRequestError, TransientError
 
 if t.TYPE_CHECKING:
     from collections.abc import Collection
 
     from crmphones.answers import ErrorWords
+    from crmphones.clock import Clock
 
 __all__ = ["AbortedError", "AmbiguousWriteError", "ApiClient", "RateGovernor", "RetryPolicy",
            "redact"]
@@ -111,15 +113,17 @@ class RateGovernor:
     """When the next request may start, for every thread of one client (see the module doc)."""
 
     def __init__(self, max_requests_per_second: float | None,
-                 sleep: t.Callable[[float], None]) -> None:
+                 sleep: t.Callable[[float], None], clock: Clock = SYSTEM_CLOCK) -> None:
         """Start ungoverned below the ceiling.
 
         Args:
             max_requests_per_second: The configured ceiling (None: none).
             sleep: How to wait (the client's, which counts and can be aborted).
+            clock: What slots and pauses are counted in (the one ``sleep`` waits in).
         """
         self._ceiling = 1.0 / max_requests_per_second if max_requests_per_second else 0.0
         self._sleep = sleep
+        self._clock = clock
         self._lock = threading.Lock()
         #: The learnt sustainable rate in requests a second; None until a throttle signal.
         self.rate: float | None = None
@@ -142,7 +146,7 @@ class RateGovernor:
         """Wait for this thread's send slot; return the moment it was granted (monotonic)."""
         while True:
             with self._lock:
-                now = time.monotonic()
+                now = self._clock.now()
                 slot = max(now, self._next_slot, self._pause_until)
                 interval = max(self._ceiling, 1.0 / self.rate if self.rate else 0.0)
                 self._next_slot = slot + interval
@@ -152,7 +156,7 @@ class RateGovernor:
             with self._lock:
                 # A pause declared while we slept voids the slot: take one after the pause.
                 if generation == self._generation:
-                    granted = time.monotonic()
+                    granted = self._clock.now()
                     if self._recount is not None and granted >= self._pause_until:
                         self._settle_lesson(*self._recount)
                     if self._span_start is None:
@@ -179,7 +183,7 @@ class RateGovernor:
             limit: ``X-RateLimit-Limit``, when sent.
         """
         with self._lock:
-            now = time.monotonic()
+            now = self._clock.now()
             self.signals += 1
             if learn and sent_at >= self._learnt_at:
                 self._learn(now, sent_at, delay if server_delay else None, limit)
@@ -264,6 +268,7 @@ class ApiClient:
         auth_statuses: tuple[int, ...] = (401, 403),
         error_words: ErrorWords = no_words,
         refusal_statuses: Collection[int] = DEFAULT_REFUSALS,
+        clock: Clock | None = None,
     ) -> None:
         """Build the client.
 
@@ -282,7 +287,10 @@ class ApiClient:
                 403 for a duplicate phone, so it only lists 401).
             error_words: The API's own words from a decoded error body, or None.
             refusal_statuses: Statuses by which a write refuses one record (a reject).
+            clock: What pacing, pauses and retry backoff wait in (default
+                `crmphones.clock.DEFAULT_CLOCK`; a fake one in tests).
         """
+        self.clock = clock if clock is not None else clock_module.DEFAULT_CLOCK
         self.auth_statuses = auth_statuses
         self.api_name = api_name
         self.auth_hint = auth_hint
@@ -295,7 +303,7 @@ class ApiClient:
         self._stats_lock = threading.Lock()
         self._aborted = threading.Event()
         #: Paces every thread: the configured ceiling, then whatever throttling teaches.
-        self.governor = RateGovernor(max_requests_per_second, self._sleep)
+        self.governor = RateGovernor(max_requests_per_second, self._sleep, self.clock)
         self._client = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             auth=auth,
@@ -445,7 +453,7 @@ class ApiClient:
     def _sleep(self, seconds: float) -> None:
         with self._stats_lock:
             self.waited_seconds += seconds
-        if self._aborted.wait(seconds):
+        if self.clock.sleep(seconds, self._aborted):
             msg = f"{self.api_name}: stopped waiting, the run is stopping"
             raise AbortedError(msg)
 
@@ -459,7 +467,7 @@ class ApiClient:
         reset = response.headers.get("X-RateLimit-Reset")
         if remaining != "0" or not reset or not reset.isdigit():
             return
-        wait = int(reset) - time.time()
+        wait = int(reset) - self.clock.time()
         if not 0 < wait <= self.retry.max_delay:
             return
         if self.governor.rate is not None and wait <= 2.0:
@@ -482,8 +490,7 @@ class ApiClient:
             return "pause"  # a date: scheduled maintenance, nothing to learn about the rate
         return "learn"
 
-    @staticmethod
-    def _server_delay(response: httpx.Response) -> float | None:
+    def _server_delay(self, response: httpx.Response) -> float | None:
         """Seconds the server asked us to wait, from Retry-After or X-RateLimit-Reset."""
         value = response.headers.get("Retry-After")
         if value:
@@ -499,10 +506,10 @@ class ApiClient:
                     when = pendulum.parse(value).timestamp()  # type: ignore[union-attr]
                 except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError):
                     return None  # unreadable: fall back to our own backoff
-            return max(0.0, when - time.time())
+            return max(0.0, when - self.clock.time())
         reset = response.headers.get("X-RateLimit-Reset")
         if response.status_code == 429 and reset and reset.isdigit():
-            return max(0.0, int(reset) - time.time())
+            return max(0.0, int(reset) - self.clock.time())
         return None
 
 

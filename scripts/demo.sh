@@ -3,10 +3,7 @@
 # and move the first one's phone numbers into the second with `meltano run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
-export PATH="$PWD/.venv/bin:$PATH"
+source scripts/venv.sh
 
 export CRMPHONES_SOURCE_PORT="${CRMPHONES_SOURCE_PORT:-8765}"
 export CRMPHONES_DESTINATION_PORT="${CRMPHONES_DESTINATION_PORT:-8766}"

@@ -3,9 +3,9 @@
 # Extra arguments go to pytest, e.g. `./scripts/test.sh tests/core -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
-export PATH="$PWD/.venv/bin:$PATH"
+source scripts/venv.sh
 ruff check .
-exec python -m pytest "$@"
+# Two workers: much of the suite waits on subprocesses and injected latency, and tests are
+# independent (ephemeral ports, files under tmp_path). `loadfile` keeps a file's tests on one
+# worker: the e2e tests share one `meltano install` of the project's .meltano/.
+exec python -m pytest -n 2 --dist loadfile "$@"

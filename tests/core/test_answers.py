@@ -18,11 +18,11 @@ from crmphones.dialects.activix import Activix
 from crmphones.dialects.onedegree import OneDegree
 from crmphones.dialects.outreach import Outreach
 from crmphones.dialects.ticketevolution import TicketEvolution
-from crmphones.emulator import EmulatorServer
-from crmphones.emulator.onedegree import OneDegreeApp
-from crmphones.emulator.ticketevolution import TicketEvolutionApp
 from crmphones.errors import AuthError, FatalRequestError, TransientError
 from crmphones.records import Owner, PhoneRecord
+from crmphones_emulators import EmulatorServer
+from crmphones_emulators.onedegree import OneDegreeApp
+from crmphones_emulators.ticketevolution import TicketEvolutionApp
 from tests.conftest import (
     DESTINATION_SECRET,
     DESTINATION_TOKEN,

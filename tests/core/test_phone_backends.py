@@ -14,8 +14,8 @@ import random
 import pytest
 
 from crmphones import phones
-from crmphones.emulator.fake import JUNK, messy_phone
 from crmphones.errors import ConfigError
+from crmphones_emulators.fake import JUNK, messy_phone
 from tests.core.test_phones_reference import _versions
 
 REGIONS = (None, "US", "CA", "GB", "FR", "DE", "AU", "JP", "MX", "BR", "IN", "ZZ", "XX")

@@ -24,7 +24,7 @@ import phonenumbers
 import pytest
 
 from crmphones import phones
-from crmphones.emulator.fake import JUNK, messy_phone
+from crmphones_emulators.fake import JUNK, messy_phone
 
 if t.TYPE_CHECKING:
     import types

@@ -6,7 +6,6 @@ Each test pins a behaviour from /work/shared/api/activix.md (section numbers in 
 from __future__ import annotations
 
 import json
-import time
 import typing as t
 from collections import Counter
 from urllib.parse import parse_qsl, urlsplit
@@ -14,8 +13,10 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
-from crmphones.emulator.activix import ActivixApp, add_arguments, build
-from crmphones.emulator.server import EmulatorServer
+from crmphones_emulators.__main__ import build
+from crmphones_emulators.activix import ActivixApp
+from crmphones_emulators.clock import ManualClock
+from crmphones_emulators.server import EmulatorServer
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -24,8 +25,14 @@ TOKEN = "activix-test-key"
 
 
 @pytest.fixture
-def app() -> ActivixApp:
-    return ActivixApp(records=300, parents=150, seed=3, token=TOKEN, rate_limit=10_000)
+def clock() -> ManualClock:
+    """Simulated time for the rate windows: a test lets them pass at once."""
+    return ManualClock()
+
+
+@pytest.fixture
+def app(clock: ManualClock) -> ActivixApp:
+    return ActivixApp(records=300, parents=150, seed=3, token=TOKEN, rate_limit=10_000, clock=clock)
 
 
 @pytest.fixture
@@ -220,7 +227,7 @@ def test_lead_write_appends_phones(api: httpx.Client, app: ActivixApp) -> None:
     assert dup.status_code == 403
 
 
-def test_rate_limit(api: httpx.Client, app: ActivixApp) -> None:
+def test_rate_limit(api: httpx.Client, app: ActivixApp, clock: ManualClock) -> None:
     """§8: N per rolling window, then 429 with Retry-After; throttle headers on every answer."""
     app.configure({"rate_limit": 3, "rate_window": 0.6})
     answers = [api.get("/leads/1") for _ in range(4)]
@@ -229,7 +236,7 @@ def test_rate_limit(api: httpx.Client, app: ActivixApp) -> None:
     assert answers[2].headers["X-RateLimit-Remaining"] == "0"
     assert answers[3].json() == {"message": "Too Many Attempts."}
     assert int(answers[3].headers["Retry-After"]) >= 1
-    time.sleep(0.7)
+    clock.advance(0.7)
     assert api.get("/leads/1").status_code == 200
 
 
@@ -241,9 +248,9 @@ def test_rate_limit_default_and_cli(server: EmulatorServer) -> None:
     parser.add_argument("--records", type=int, default=10)
     parser.add_argument("--parents", type=int, default=None)
     parser.add_argument("--seed", type=int, default=1)
-    add_arguments(parser)
-    built = build(parser.parse_args(["--token", "k", "--rate-limit", "7", "--mobile-flag"]))
-    assert built.limiter.limit == 7 and built.token == "k" and built.mobile_flag
+    ActivixApp.options_type.add_arguments(parser)
+    built = build(ActivixApp, parser.parse_args(["--token", "k", "--rate-limit", "7", "--mobile-flag"]))
+    assert built.limiter.limit == 7 and built.options.token == "k" and built.options.mobile_flag
     assert len(built.snapshot()["lead_phones"]) == 10 and len(built.snapshot()["leads"]) == 5
     assert ActivixApp(records=2).limiter.limit == 200
 

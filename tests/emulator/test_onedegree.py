@@ -10,7 +10,6 @@ import argparse
 import hashlib
 import hmac
 import json
-import time
 import typing as t
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -18,8 +17,10 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from crmphones.emulator.onedegree import OneDegreeApp, add_arguments, build
-from crmphones.emulator.server import EmulatorServer
+from crmphones_emulators.__main__ import build
+from crmphones_emulators.clock import ManualClock
+from crmphones_emulators.onedegree import OneDegreeApp
+from crmphones_emulators.server import EmulatorServer
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -31,8 +32,14 @@ PHONE_FIELDS = {"id", "digits", "phone_type", "is_primary", "phoneable_id", "pho
 
 
 @pytest.fixture
-def app() -> OneDegreeApp:
-    return OneDegreeApp(records=120, parents=40, seed=5, api_key=KEY, api_secret=SECRET)
+def clock() -> ManualClock:
+    """Simulated time for the rate windows: a test lets them pass at once."""
+    return ManualClock()
+
+
+@pytest.fixture
+def app(clock: ManualClock) -> OneDegreeApp:
+    return OneDegreeApp(records=120, parents=40, seed=5, api_key=KEY, api_secret=SECRET, clock=clock)
 
 
 @pytest.fixture
@@ -313,14 +320,14 @@ def test_xml_suffix(api: httpx.Client) -> None:
     assert api.get("/organizations/1.json").json() == api.get("/organizations/1").json()
 
 
-def test_rate_limit(api: httpx.Client, app: OneDegreeApp) -> None:
+def test_rate_limit(api: httpx.Client, app: OneDegreeApp, clock: ManualClock) -> None:
     """§9 [A]: off by default; when set, 429 + Retry-After."""
     assert OneDegreeApp(records=1).limiter.limit == 100_000
     app.configure({"rate_limit": 2, "rate_window": 0.5})
     answers = [api.get("/organizations/1") for _ in range(3)]
     assert [r.status_code for r in answers] == [200, 200, 429]
     assert answers[2].json()["status"] == "error" and int(answers[2].headers["Retry-After"]) >= 1
-    time.sleep(0.6)
+    clock.advance(0.6)
     assert api.get("/organizations/1").status_code == 200
 
 
@@ -334,8 +341,10 @@ def test_state_equals_snapshot_and_cli(server: EmulatorServer, app: OneDegreeApp
     parser.add_argument("--records", type=int, default=10)
     parser.add_argument("--parents", type=int, default=None)
     parser.add_argument("--seed", type=int, default=1)
-    add_arguments(parser)
-    built = build(parser.parse_args(["--api-key", "k", "--api-secret", "s", "--rate-limit", "7",
+    OneDegreeApp.options_type.add_arguments(parser)
+    built = build(OneDegreeApp, parser.parse_args(["--api-key", "k", "--api-secret", "s", "--rate-limit", "7",
                                      "--foreign-organizations", "1,2"]))
-    assert (built.api_key, built.api_secret, built.limiter.limit, built.foreign) == ("k", "s", 7, {1, 2})
+    options = built.options
+    assert (options.api_key, options.api_secret, built.limiter.limit, options.foreign_organizations) == (
+        "k", "s", 7, {1, 2})
     assert len(built.snapshot()["phones"]) == 10 and len(built.snapshot()["organizations"]) == 3

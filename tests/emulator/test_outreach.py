@@ -6,15 +6,16 @@ Each test pins a behaviour from /work/shared/api/outreach.md (section numbers in
 from __future__ import annotations
 
 import argparse
-import time
 import typing as t
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
 
-from crmphones.emulator.outreach import OutreachApp, add_arguments, build, parse_time
-from crmphones.emulator.server import EmulatorServer
+from crmphones_emulators.__main__ import build
+from crmphones_emulators.clock import ManualClock
+from crmphones_emulators.outreach import OutreachApp, parse_time
+from crmphones_emulators.server import EmulatorServer
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -24,8 +25,14 @@ MEDIA = "application/vnd.api+json"
 
 
 @pytest.fixture
-def app() -> OutreachApp:
-    return OutreachApp(records=300, parents=150, seed=5, token=TOKEN)
+def clock() -> ManualClock:
+    """Simulated time for the rate windows: a test lets them pass at once."""
+    return ManualClock()
+
+
+@pytest.fixture
+def app(clock: ManualClock) -> OutreachApp:
+    return OutreachApp(records=300, parents=150, seed=5, token=TOKEN, clock=clock)
 
 
 @pytest.fixture(scope="module")
@@ -329,7 +336,7 @@ def test_prospects(api: httpx.Client, app: OutreachApp) -> None:
     assert api.get("/prospects", params={"filter[phoneNumbers]": "1"}).status_code == 400
 
 
-def test_rate_limit_headers_and_429(api: httpx.Client, app: OutreachApp) -> None:
+def test_rate_limit_headers_and_429(api: httpx.Client, app: OutreachApp, clock: ManualClock) -> None:
     """§8: X-RateLimit-* on every response (Reset = epoch seconds); 429 + Retry-After when exhausted."""
     app.configure({"rate_limit": 3, "rate_window": 0.6, "unknown": 1})
     answers = [api.get("/phoneNumbers/1") for _ in range(3)] + [api.get("/phoneNumbers/999999"),
@@ -338,10 +345,10 @@ def test_rate_limit_headers_and_429(api: httpx.Client, app: OutreachApp) -> None
     assert [r.headers["X-RateLimit-Remaining"] for r in answers] == ["2", "1", "0", "0", "0"]
     assert all(r.headers["X-RateLimit-Limit"] == "3" for r in answers)
     reset = int(answers[0].headers["X-RateLimit-Reset"])
-    assert time.time() - 1 <= reset <= time.time() + 2
+    assert clock.time() <= reset <= clock.time() + 1
     assert answers[3].json()["errors"][0]["id"] == "rateLimitExceeded"
     assert int(answers[3].headers["Retry-After"]) >= 1
-    time.sleep(0.7)
+    clock.advance(0.7)
     assert api.get("/phoneNumbers/1").status_code == 200
 
 
@@ -362,10 +369,11 @@ def test_build_from_cli_args() -> None:
     parser.add_argument("--records", type=int, default=10)
     parser.add_argument("--parents", type=int, default=None)
     parser.add_argument("--seed", type=int, default=1)
-    add_arguments(parser)
-    defaults = build(parser.parse_args([]))
-    assert defaults.token == "emulator-token" and defaults.limiter.limit == 10_000
+    OutreachApp.options_type.add_arguments(parser)
+    defaults = build(OutreachApp, parser.parse_args([]))
+    assert defaults.options.token == "emulator-token" and defaults.limiter.limit == 10_000
     assert defaults.limiter.window == 3600
-    built = build(parser.parse_args(["--token", "k", "--rate-limit", "7", "--rate-window", "60"]))
-    assert built.token == "k" and built.limiter.limit == 7 and built.limiter.window == 60
+    built = build(OutreachApp, parser.parse_args(["--token", "k", "--rate-limit", "7",
+                                                  "--rate-window", "60"]))
+    assert built.options.token == "k" and built.limiter.limit == 7 and built.limiter.window == 60
     assert len(built.snapshot()["phoneNumbers"]) == 10 and len(built.snapshot()["prospects"]) == 5

@@ -10,8 +10,8 @@ import typing as t
 
 import httpx
 
-from crmphones.emulator.outreach import OutreachApp
-from crmphones.emulator.server import EmulatorServer, Faults
+from crmphones_emulators.outreach import OutreachApp
+from crmphones_emulators.server import EmulatorServer, Faults
 
 if t.TYPE_CHECKING:
     import pytest

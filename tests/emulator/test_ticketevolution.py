@@ -13,15 +13,16 @@ import hmac
 import json
 import subprocess
 import sys
-import time
 import typing as t
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 
-from crmphones.emulator.server import EmulatorServer
-from crmphones.emulator.ticketevolution import TicketEvolutionApp, add_arguments, build, sign, string_to_sign
+from crmphones_emulators.__main__ import build
+from crmphones_emulators.clock import ManualClock
+from crmphones_emulators.server import EmulatorServer
+from crmphones_emulators.ticketevolution import TicketEvolutionApp, sign, string_to_sign
 
 if t.TYPE_CHECKING:
     from collections.abc import Generator, Iterator
@@ -62,9 +63,15 @@ class Signer(httpx.Auth):
 
 
 @pytest.fixture
-def app() -> TicketEvolutionApp:
+def clock() -> ManualClock:
+    """Simulated time for the rate windows: a test lets them pass at once."""
+    return ManualClock()
+
+
+@pytest.fixture
+def app(clock: ManualClock) -> TicketEvolutionApp:
     return TicketEvolutionApp(records=300, parents=140, seed=4, token=TOKEN, secret=SECRET,
-                              rate_limit=10_000)
+                              rate_limit=10_000, clock=clock)
 
 
 @pytest.fixture
@@ -364,20 +371,20 @@ def test_no_delete_route(api: httpx.Client, app: TicketEvolutionApp) -> None:
     assert len(app.snapshot()["phone_numbers"]) == 300
 
 
-def test_rate_limit(api: httpx.Client, server: EmulatorServer) -> None:
+def test_rate_limit(api: httpx.Client, server: EmulatorServer, clock: ManualClock) -> None:
     """§7/§8: throttled -> 503 with Retry-After (documented), 429 as a switchable variant."""
     with httpx.Client(base_url=server.url, timeout=5) as admin:
         assert admin.post("/_emulator/config", json={"rate_limit": 2, "rate_window": 0.5}).status_code == 200
-    time.sleep(0.55)
+    clock.advance(0.55)
     answers = [api.get("/clients/1") for _ in range(3)]
     assert [r.status_code for r in answers] == [200, 200, 503]
     assert int(answers[2].headers["Retry-After"]) >= 1 and "error" in answers[2].json()
-    time.sleep(0.55)
+    clock.advance(0.55)
     server.app.configure({"rate_status": 429})
     answers = [api.get("/clients/1") for _ in range(3)]
     assert [r.status_code for r in answers] == [200, 200, 429]
     assert int(answers[2].headers["Retry-After"]) >= 1
-    time.sleep(0.55)
+    clock.advance(0.55)
     assert api.get("/clients/1").status_code == 200
 
 
@@ -389,15 +396,17 @@ def test_state_cli_and_defaults(server: EmulatorServer, app: TicketEvolutionApp)
     parser.add_argument("--records", type=int, default=10)
     parser.add_argument("--parents", type=int, default=None)
     parser.add_argument("--seed", type=int, default=1)
-    add_arguments(parser)
-    built = build(parser.parse_args(["--token", "k", "--secret", "s", "--rate-limit", "7",
+    TicketEvolutionApp.options_type.add_arguments(parser)
+    built = build(TicketEvolutionApp, parser.parse_args(["--token", "k", "--secret", "s", "--rate-limit", "7",
                                      "--rate-status", "429", "--mixed-ids"]))
-    assert (built.token, built.secret, built.limiter.limit, built.rate_status) == ("k", "s", 7, 429)
-    assert built.mixed_ids and built.normalize_country_code and built.touch_client
+    options = built.options
+    assert (options.token, options.secret, built.limiter.limit, options.rate_status) == ("k", "s", 7, 429)
+    assert options.mixed_ids and options.normalize_country_code and options.touch_client
     assert len(built.snapshot()["phone_numbers"]) == 10 and len(built.snapshot()["clients"]) == 5
     default = TicketEvolutionApp(records=2)
-    assert (default.token, default.secret, default.rate_status) == ("emulator-token", "emulator-secret", 503)
-    proc = subprocess.Popen([sys.executable, "-m", "crmphones.emulator", "ticketevolution", "--port", "0",
+    assert (default.options.token, default.options.secret, default.options.rate_status) == (
+        "emulator-token", "emulator-secret", 503)
+    proc = subprocess.Popen([sys.executable, "-m", "crmphones_emulators", "ticketevolution", "--port", "0",
                              "--records", "10"], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -410,3 +419,4 @@ def test_state_cli_and_defaults(server: EmulatorServer, app: TicketEvolutionApp)
     finally:
         proc.terminate()
         proc.wait(timeout=5)
+        proc.stdout.close()

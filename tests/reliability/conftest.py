@@ -15,12 +15,12 @@ import duckdb
 if t.TYPE_CHECKING:
     import pathlib
 
-from crmphones.emulator import EmulatorServer, Faults
-from crmphones.emulator.activix import ActivixApp
-from crmphones.emulator.fake import messy_phone
-from crmphones.emulator.onedegree import OneDegreeApp
-from crmphones.emulator.outreach import OutreachApp
-from crmphones.emulator.ticketevolution import TicketEvolutionApp
+from crmphones_emulators import EmulatorServer, Faults
+from crmphones_emulators.activix import ActivixApp
+from crmphones_emulators.fake import messy_phone
+from crmphones_emulators.onedegree import OneDegreeApp
+from crmphones_emulators.outreach import OutreachApp
+from crmphones_emulators.ticketevolution import TicketEvolutionApp
 
 TOKEN = "reliability-token-s3cr3t"
 SECRET = "reliability-secret-s3cr3t"

@@ -8,7 +8,7 @@ import typing as t
 
 import pytest
 
-from crmphones.emulator import Faults
+from crmphones_emulators import Faults
 from tests.reliability.conftest import DESTINATIONS, clean_view, run_counts, run_target, serve, singer_input
 
 if t.TYPE_CHECKING:

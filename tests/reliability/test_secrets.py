@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from crmphones.dialects import get_dialect
-from crmphones.emulator import Faults
+from crmphones_emulators import Faults
 from tests.reliability.conftest import DESTINATIONS, SECRET, TOKEN, run_target, serve, singer_input
 
 if t.TYPE_CHECKING:

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import duckdb
 import pytest
 
-from crmphones.emulator import Faults
 from crmphones.http import RetryPolicy
 from crmphones.settings import dialect_for
+from crmphones_emulators import Faults
 from target_crmphones.loader import NOT_SENT_STOPPED, Load
 from tests.reliability.conftest import DESTINATIONS, clean_view, run_target, serve, singer_input
 

@@ -14,7 +14,7 @@ import typing as t
 
 import duckdb
 
-from crmphones.emulator import Faults
+from crmphones_emulators import Faults
 from tests.reliability.conftest import DESTINATIONS, serve, singer_input
 
 if t.TYPE_CHECKING:
@@ -49,6 +49,7 @@ def test_no_printed_state_covers_an_unwritten_record(tmp_path: pathlib.Path) -> 
             process.send_signal(signal.SIGKILL)
             rest = process.stdout.read().splitlines()
             process.wait(timeout=30)
+            process.stdout.close()
             printed = [json.loads(line) for line in [first, *rest] if line.strip()]
             if not printed:
                 continue

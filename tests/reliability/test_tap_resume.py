@@ -9,8 +9,8 @@ import subprocess
 import sys
 import typing as t
 
-from crmphones.emulator import EmulatorServer, Faults
-from crmphones.emulator.outreach import OutreachApp
+from crmphones_emulators import EmulatorServer, Faults
+from crmphones_emulators.outreach import OutreachApp
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -47,6 +47,7 @@ def test_interrupted_tap_resumes_without_skipping(tmp_path: pathlib.Path) -> Non
                     first.send_signal(signal.SIGKILL)
                     break
         first.wait(timeout=30)
+        first.stdout.close()
         assert state is not None
         held = {str(p["id"]) for p in app.snapshot()["phoneNumbers"]}
         assert len(records) < len(held), "the first run was interrupted mid-stream"

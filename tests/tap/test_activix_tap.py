@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import httpx
 from singer_sdk.testing import get_tap_test_class
 
-from crmphones.emulator import EmulatorServer
-from crmphones.emulator.activix import ActivixApp
+from crmphones.clock import FakeClock
+from crmphones_emulators import EmulatorServer
+from crmphones_emulators.activix import ActivixApp
 from tap_crmphones.tap import TapCRMPhones
 from tests.conftest import SOURCE_TOKEN, activix_config
 from tests.tap.conftest import every_stream_selected, run_tap
+
+if TYPE_CHECKING:
+    import pytest
 
 # The standard suite is built when the module is imported, so its emulator lives as long.
 _SUITE_SERVER = EmulatorServer(ActivixApp(records=60, parents=30, seed=4, token=SOURCE_TOKEN,
@@ -91,10 +96,13 @@ def test_older_host_and_response_shapes() -> None:
         assert (phone["phone_type"] == "mobile") is (native["type"] == "mobile")
 
 
-def test_pacing_stays_under_the_limit_and_429_is_honoured() -> None:
-    """Paced under the quota: no 429. Unpaced: 429s are waited out and nothing is lost."""
+def test_pacing_stays_under_the_limit_and_429_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paced under the quota: no 429. Unpaced: 429s are waited out and nothing is lost. The
+    tap and the emulator share a simulated clock: the windows pass as the tap waits."""
+    clock = FakeClock()
+    monkeypatch.setattr("crmphones.clock.DEFAULT_CLOCK", clock)
     app = ActivixApp(records=60, parents=30, seed=6, token=SOURCE_TOKEN, rate_limit=6,
-                     rate_window=1.0)
+                     rate_window=1.0, clock=clock)
     with EmulatorServer(app) as server:
         paced = activix_config(server, SOURCE_TOKEN, page_size=2, max_requests_per_minute=300)
         phones = run_tap(paced).records["lead_phones"]

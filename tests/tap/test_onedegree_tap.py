@@ -10,8 +10,8 @@ from collections import Counter
 
 from singer_sdk.testing import get_tap_test_class
 
-from crmphones.emulator import EmulatorServer
-from crmphones.emulator.onedegree import OneDegreeApp
+from crmphones_emulators import EmulatorServer
+from crmphones_emulators.onedegree import OneDegreeApp
 from tap_crmphones.tap import TapCRMPhones
 from tests.conftest import SOURCE_SECRET, SOURCE_TOKEN, od_config
 from tests.tap.conftest import every_stream_selected, run_tap

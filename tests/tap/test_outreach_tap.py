@@ -10,9 +10,9 @@ import typing as t
 import httpx
 from singer_sdk.testing import get_tap_test_class
 
-from crmphones.emulator import EmulatorServer
-from crmphones.emulator.outreach import OutreachApp
 from crmphones.phones import PHONE_TYPES
+from crmphones_emulators import EmulatorServer
+from crmphones_emulators.outreach import OutreachApp
 from tap_crmphones.tap import TapCRMPhones
 from tests.conftest import SOURCE_TOKEN, outreach_config
 from tests.tap.conftest import every_stream_selected, run_tap

@@ -11,8 +11,8 @@ import httpx
 from singer_sdk.testing import get_tap_test_class
 
 from crmphones.auth import TicketEvolutionSigner
-from crmphones.emulator import EmulatorServer
-from crmphones.emulator.ticketevolution import TicketEvolutionApp
+from crmphones_emulators import EmulatorServer
+from crmphones_emulators.ticketevolution import TicketEvolutionApp
 from tap_crmphones.tap import TapCRMPhones
 from tests.conftest import SOURCE_SECRET, SOURCE_TOKEN, te_config
 from tests.tap.conftest import every_stream_selected, run_tap

@@ -15,7 +15,7 @@ from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger,
 if t.TYPE_CHECKING:
     import pathlib
 
-    from crmphones.emulator import EmulatorServer
+    from crmphones_emulators import EmulatorServer
 
 
 def _writes(server: EmulatorServer) -> list[str]:

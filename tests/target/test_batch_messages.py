@@ -21,8 +21,8 @@ from singer_sdk.contrib.batch_encoder_parquet import ParquetBatcher
 # The batchers take the SDK's BatchConfig, which has no public home in singer-sdk 0.54.
 from singer_sdk.helpers._batch import BatchConfig
 
-from crmphones.emulator import EmulatorServer
-from crmphones.emulator.outreach import OutreachApp
+from crmphones_emulators import EmulatorServer
+from crmphones_emulators.outreach import OutreachApp
 from target_crmphones.target import TargetCRMPhones
 from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN, outreach_config
 from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record

@@ -14,7 +14,8 @@ import typing as t
 import duckdb
 import pytest
 
-from crmphones.emulator import Faults
+from crmphones_emulators import Faults
+from tests.conftest import in_flight_at_once
 from tests.reliability.conftest import (
     DESTINATIONS,
     clean_view,
@@ -27,7 +28,7 @@ from tests.reliability.conftest import (
 if t.TYPE_CHECKING:
     import pathlib
 
-    from crmphones.emulator import EmulatorServer
+    from crmphones_emulators import EmulatorServer, LoggedRequest
 
 RECORDS = 300
 LATENCY_MS = 5
@@ -57,6 +58,11 @@ def _outcomes(staging: str) -> list[tuple]:
         return con.execute(
             "SELECT seq, outcome, detail FROM outcomes WHERE run_id = "
             "(SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1) ORDER BY seq").fetchall()
+
+
+def _requests(server: EmulatorServer) -> list[LoggedRequest]:
+    """The main load's requests (the reads of each batch's diff included)."""
+    return list(server.requests)
 
 
 def _writes(server: EmulatorServer) -> list[float]:
@@ -89,12 +95,10 @@ def test_parallel_owners_end_as_one_writer_does(dialect: str, tmp_path: pathlib.
         assert counts == run_counts(one_staging)[-1]
         assert counts["created"] > 50 and counts["updated"] + counts["rejected"] > 10
         assert _outcomes(many_staging) == _outcomes(one_staging)
-        # One writer never overlaps (each write waits out the latency before the next);
-        # eight do, or this test would prove nothing about concurrency.
-        gaps = [b - a for a, b in zip(_writes(one), _writes(one)[1:], strict=False)]
-        assert min(gaps) >= LATENCY_MS / 1000 * 0.9
-        overlap = [b - a for a, b in zip(_writes(many), _writes(many)[1:], strict=False)]
-        assert sum(gap < LATENCY_MS / 1000 / 2 for gap in overlap) > len(overlap) / 3
+        # One writer never overlaps (each write is answered before the next is sent); eight
+        # do, as the server saw them, or this test would prove nothing about concurrency.
+        assert in_flight_at_once(_requests(one)) == 1
+        assert 2 < in_flight_at_once(_requests(many)) <= 8
     finally:
         one.stop()
         many.stop()
@@ -122,11 +126,10 @@ def test_a_refused_credential_in_a_worker_stops_the_run_at_once(tmp_path: pathli
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.005)
         server.app.configure({"api_secret": "rotated-secret"})
-        refused_at = time.monotonic()
         assert process.stderr is not None
         stderr = process.stderr.read()  # to the end: the process has exited
         process.wait(timeout=30)
-        stopped_in = time.monotonic() - refused_at
+        process.stderr.close()
         log = list(server.requests)
     finally:
         server.stop()
@@ -135,12 +138,11 @@ def test_a_refused_credential_in_a_worker_stops_the_run_at_once(tmp_path: pathli
     assert "rotated-secret" not in stderr
     first_401 = next(i for i, r in enumerate(log) if r.status == 401)
     after = [r for r in log[first_401:] if r.method in ("POST", "PUT")]
-    # At most the writes in flight then, one per worker (and one just granted, at the edge).
+    # At once: at most the writes in flight then, one per worker (and one just granted, at
+    # the edge), however long the rest of the load would have taken.
     assert len(after) <= 8 + 2, f"{len(after)} writes sent after the first 401"
-    assert stopped_in < 10  # the process start dominates; the stop itself is immediate
     assert len(log) < RECORDS  # the load was cut short, not finished
-    print(f"stopped {stopped_in:.2f}s after the secret changed; {len(after)} writes after the "
-          f"first 401; last line: {stderr.strip().splitlines()[-1]}")
+    print(f"{len(after)} writes after the first 401; last line: {stderr.strip().splitlines()[-1]}")
 
 
 def test_killed_during_parallel_writes_then_rerun_ends_as_a_clean_run(

@@ -17,10 +17,10 @@ import typing as t
 import pytest
 
 from crmphones.dialects.outreach import OWNERS_PER_LISTING
-from crmphones.emulator import EmulatorServer, Faults
-from crmphones.emulator.onedegree import OneDegreeApp
-from crmphones.emulator.outreach import OutreachApp
-from crmphones.emulator.ticketevolution import TicketEvolutionApp
+from crmphones_emulators import EmulatorServer, Faults
+from crmphones_emulators.onedegree import OneDegreeApp
+from crmphones_emulators.outreach import OutreachApp
+from crmphones_emulators.ticketevolution import TicketEvolutionApp
 from tests.conftest import (
     DESTINATION_SECRET,
     DESTINATION_TOKEN,

@@ -18,7 +18,7 @@ from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger,
 if t.TYPE_CHECKING:
     import pathlib
 
-    from crmphones.emulator import EmulatorServer
+    from crmphones_emulators import EmulatorServer
 
 _KIND = {"Organization": "organization", "Location": "location", "Opportunity": "opportunity"}
 
@@ -116,8 +116,8 @@ def test_one_primary_per_owner(
 def test_forbidden_and_missing_owners_are_rejects(target_runner: TargetRunner, staging_path: str
                                                   ) -> None:
     """403 (not this key's organization) and 404 (no such owner) reject the record, no stop."""
-    from crmphones.emulator import EmulatorServer
-    from crmphones.emulator.onedegree import OneDegreeApp
+    from crmphones_emulators import EmulatorServer
+    from crmphones_emulators.onedegree import OneDegreeApp
 
     app = OneDegreeApp(records=0, parents=5, seed=2, api_key=DESTINATION_TOKEN,
                        api_secret=DESTINATION_SECRET, foreign_organizations=[2])

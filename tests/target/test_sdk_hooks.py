@@ -13,7 +13,7 @@ from tests.conftest import DESTINATION_TOKEN, outreach_config
 from tests.target.conftest import SCHEMA, last_run_counts, record
 
 if t.TYPE_CHECKING:
-    from crmphones.emulator import EmulatorServer
+    from crmphones_emulators import EmulatorServer
 
 
 class _ShiftedSink(PhoneSink):

@@ -16,11 +16,11 @@ from singer_sdk.testing.target_tests import (
     TargetRecordMissingKeyProperty,
 )
 
-from crmphones.emulator import EmulatorServer
-from crmphones.emulator.activix import ActivixApp
-from crmphones.emulator.onedegree import OneDegreeApp
-from crmphones.emulator.outreach import OutreachApp
-from crmphones.emulator.ticketevolution import TicketEvolutionApp
+from crmphones_emulators import EmulatorServer
+from crmphones_emulators.activix import ActivixApp
+from crmphones_emulators.onedegree import OneDegreeApp
+from crmphones_emulators.outreach import OutreachApp
+from crmphones_emulators.ticketevolution import TicketEvolutionApp
 from target_crmphones.target import TargetCRMPhones
 from tests.conftest import (
     DESTINATION_SECRET,

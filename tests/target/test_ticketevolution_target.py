@@ -14,7 +14,7 @@ from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger,
 if t.TYPE_CHECKING:
     import pathlib
 
-    from crmphones.emulator import EmulatorServer
+    from crmphones_emulators import EmulatorServer
 
 
 def _phones(server: EmulatorServer) -> list[dict[str, t.Any]]:
@@ -131,8 +131,8 @@ def test_wrong_secret_stops_at_once(
 def test_string_ids_and_plus_country_codes(target_runner: TargetRunner, staging_path: str) -> None:
     """The API's quirks behind flags: ids as strings (integers in create answers) and country
     codes kept as "+1": the plan still matches held phones, so a rerun writes nothing."""
-    from crmphones.emulator import EmulatorServer
-    from crmphones.emulator.ticketevolution import TicketEvolutionApp
+    from crmphones_emulators import EmulatorServer
+    from crmphones_emulators.ticketevolution import TicketEvolutionApp
 
     app = TicketEvolutionApp(records=0, parents=5, seed=2, token=DESTINATION_TOKEN,
                              secret=DESTINATION_SECRET, rate_limit=100_000, mixed_ids=True,

@@ -7,7 +7,7 @@ import importlib
 import sys
 import typing as t
 
-from crmphones.emulator.server import EmulatorServer, Faults
+from crmphones_emulators.server import EmulatorServer, Faults
 
 DIALECTS = ("outreach", "activix", "onedegree", "ticketevolution")
 
@@ -29,8 +29,14 @@ def dialect_parser(name: str, module: t.Any) -> argparse.ArgumentParser:
                      help="share of requests answered 500/503 before the app runs")
     sub.add_argument("--drop-rate", type=float, default=0.0,
                      help="share of successful requests whose response is never sent")
-    module.add_arguments(sub)
+    module.APP.options_type.add_arguments(sub)
     return sub
+
+
+def build(app_type: t.Any, args: argparse.Namespace) -> t.Any:
+    """The app from parsed command-line options: the shared ones, then its declared switches."""
+    return app_type(records=args.records, parents=args.parents, seed=args.seed,
+                    **app_type.options_type.from_args(args))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,10 +49,10 @@ def main(argv: list[str] | None = None) -> None:
         top.parse_args(argv[:1])  # prints help, or the error listing the dialects, and exits
     name = argv[0]
     # Only the chosen dialect is imported: each is independent of the others.
-    module: t.Any = importlib.import_module(f"crmphones.emulator.{name}")
+    module: t.Any = importlib.import_module(f"crmphones_emulators.{name}")
     args = dialect_parser(name, module).parse_args(argv[1:])
     try:
-        app = module.build(args)
+        app = build(module.APP, args)
     except ValueError as exc:
         sys.exit(f"crmphones-emulator: {exc}")
     faults = Faults(latency_ms=args.latency_ms, jitter_ms=args.jitter_ms,

@@ -6,12 +6,18 @@ latency and faults, the request log, and the `/_emulator/*` admin routes tests r
 
 Only the standard library is used, so the emulator can never share code (or a misreading of
 an API) with the client in `crmphones.dialects`.
+
+What every dialect shares lives here too: the `Router` from method and path to a handler, the
+declared `Options` (variant switches) an app is built and reconfigured from, and the
+`RateLimiter` counting in an injectable `Clock`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
+import re
 import sys
 import threading
 import time
@@ -19,6 +25,14 @@ import typing as t
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
+
+from crmphones_emulators.clock import SYSTEM_CLOCK
+
+if t.TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterable, Mapping
+
+    from crmphones_emulators.clock import Clock
 
 ADMIN_PREFIX = "/_emulator"
 FAULT_OPTIONS = ("latency_ms", "jitter_ms", "error_rate", "drop_rate", "fail_writes_containing",
@@ -74,7 +88,8 @@ class LoggedRequest:
     method: str
     path: str
     query: str
-    at: float  # arrival (time.time()), before the request's headers are read
+    at: float  # arrival (the server clock's epoch seconds), before the headers are read
+    done: float = 0.0  # when the answer left (or the connection was dropped), same clock
     status: int = 0
     fault: str | None = None  # "error" (injected 5xx) or "dropped" (response never sent)
     body: str | None = None  # writes only
@@ -91,20 +106,34 @@ class DialectApp(t.Protocol):
 
     def configure(self, options: dict[str, t.Any]) -> None: ...
 
+    def reset(self) -> None:
+        """Back to the seeded account and its options as built (a server shared by tests)."""
+        ...
+
 
 class RateLimiter:
-    """A fixed-window quota (`limit` requests per `window` seconds), thread-safe."""
+    """A fixed-window quota (``options.rate_limit`` requests per ``options.rate_window``
+    seconds), thread-safe. It reads the app's options at each request, so a reconfigured
+    limit holds at once."""
 
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit, self.window = limit, window
+    def __init__(self, options: RateOptions, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.options, self.clock = options, clock
         self._lock = threading.Lock()
-        self._start = time.monotonic()
+        self._start = clock.now()
         self._used = 0
+
+    @property
+    def limit(self) -> int:
+        return self.options.rate_limit
+
+    @property
+    def window(self) -> float:
+        return self.options.rate_window
 
     def take(self) -> tuple[bool, int, float]:
         """Count one request. Returns (allowed, remaining, seconds until the window resets)."""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock.now()
             if now - self._start >= self.window:
                 self._start, self._used = now, 0
             reset_in = self.window - (now - self._start)
@@ -112,6 +141,122 @@ class RateLimiter:
                 return False, 0, reset_in
             self._used += 1
             return True, self.limit - self._used, reset_in
+
+    def peek(self) -> tuple[int, float]:
+        """(remaining, seconds until the reset) without counting a request."""
+        with self._lock:
+            elapsed = self.clock.now() - self._start
+            if elapsed >= self.window:
+                return self.limit, self.window
+            return max(0, self.limit - self._used), self.window - elapsed
+
+
+Handler = t.Callable[..., Response]
+
+
+@dataclass(frozen=True)
+class Route:
+    """The handler a request goes to, with the path segments its pattern captured."""
+
+    handler: Handler
+    args: tuple[str, ...]
+
+
+class Router:
+    """Method and path to handler, for every dialect: a table of path patterns (relative to
+    the API's version prefix) each with the methods it serves.
+
+    What a miss means differs by API (Laravel answers 405 with `Allow`, Rails 404), so the
+    router only says which methods the path allows and the app answers.
+    """
+
+    def __init__(self, prefixes: str | Iterable[str],
+                 table: Iterable[tuple[str, Mapping[str, Handler]]]) -> None:
+        self.prefixes = (prefixes,) if isinstance(prefixes, str) else tuple(prefixes)
+        self._table = [(re.compile(pattern), dict(methods)) for pattern, methods in table]
+
+    def match(self, method: str, path: str) -> Route | tuple[str, ...]:
+        """The route; else the methods the path allows (empty when no pattern matches)."""
+        path = path.rstrip("/")
+        prefix = next((p for p in self.prefixes if path == p or path.startswith(p + "/")), None)
+        if prefix is None:
+            return ()
+        sub, method, allowed = path[len(prefix):], method.upper(), []
+        for pattern, methods in self._table:
+            found = pattern.fullmatch(sub)
+            if found:
+                if method in methods:
+                    return Route(methods[method], found.groups())
+                allowed.extend(methods)
+        return tuple(allowed)
+
+
+@dataclass
+class Options:
+    """An app's runtime switches, declared once: each field is a constructor keyword of the
+    app, a key of `POST /_emulator/config` and a command-line option.
+
+    A field's metadata may hold `help`, `flag` (the option's name when not `--field-name`,
+    e.g. `--no-touch-lead` for a switch that is on by default), `choices`, and `parse` (how a
+    config value or command-line text becomes the field's value).
+    """
+
+    def update(self, options: Mapping[str, t.Any]) -> None:
+        """Set the known switches (unknown keys are ignored: the apps' contract)."""
+        for spec in dataclasses.fields(self):
+            if spec.name in options:
+                setattr(self, spec.name, _coerce(spec, options[spec.name]))
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """One command-line option per field."""
+        for spec in dataclasses.fields(cls):
+            default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
+            flag = spec.metadata.get("flag") or "--" + spec.name.replace("_", "-")
+            help_text = spec.metadata.get("help")
+            if isinstance(default, bool):
+                action = "store_false" if default else "store_true"
+                if default and help_text:
+                    help_text = f"turn off (on by default): {help_text}"
+                parser.add_argument(flag, dest=spec.name, action=action, help=help_text)
+            else:
+                parser.add_argument(flag, dest=spec.name, default=default, help=help_text,
+                                    choices=spec.metadata.get("choices"),
+                                    type=lambda raw, spec=spec: _coerce(spec, raw))
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> dict[str, t.Any]:
+        """The app's keywords from parsed command-line options."""
+        return {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(cls)}
+
+
+def _coerce(spec: dataclasses.Field[t.Any], value: t.Any) -> t.Any:
+    parse = spec.metadata.get("parse")
+    if parse is not None:
+        return parse(value)
+    kind = spec.type if isinstance(spec.type, type) else str(spec.type)
+    if kind in (bool, "bool"):
+        return value.lower() in ("1", "true", "yes") if isinstance(value, str) else bool(value)
+    if kind in (int, "int"):
+        return int(value)
+    if kind in (float, "float"):
+        return float(value)
+    if kind in ("str | None",):
+        return None if value is None else str(value)
+    return str(value)
+
+
+def option(default: t.Any, help: str, **metadata: t.Any) -> t.Any:
+    """A declared switch: its default, its help, and any of `flag`, `choices`, `parse`."""
+    return field(default=default, metadata={"help": help, **metadata})
+
+
+@dataclass
+class RateOptions(Options):
+    """The quota every emulated API has (each app declares its own defaults)."""
+
+    rate_limit: int = option(10_000, "requests per window")
+    rate_window: float = option(3600.0, "window length in seconds")
 
 
 @dataclass
@@ -226,8 +371,10 @@ class EmulatorServer:
     """Serves one `DialectApp` on loopback; `with EmulatorServer(app) as s: httpx.get(s.url)`."""
 
     def __init__(self, app: DialectApp, host: str = "127.0.0.1", port: int = 0,
-                 faults: Faults | None = None) -> None:
+                 faults: Faults | None = None, clock: Clock | None = None) -> None:
         self.app = app
+        #: Dates the request log; the app's own clock unless told otherwise.
+        self.clock: Clock = clock or getattr(app, "clock", SYSTEM_CLOCK)
         self.faults = faults or Faults()
         self.requests: list[LoggedRequest] = []
         self._log_lock = threading.Lock()
@@ -305,7 +452,7 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
 
         def parse_request(self) -> bool:
             """Note the arrival before the headers are parsed: parsing them is our work."""
-            self.arrived, self.arrived_at = time.monotonic(), time.time()
+            self.arrived, self.arrived_at = time.monotonic(), server.clock.time()
             return super().parse_request()
 
         def _serve(self) -> None:
@@ -349,8 +496,10 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
                 time.sleep(wait)
             if not message:
                 self.close_connection = True  # the work is done, the answer never arrives
+                entry.done = server.clock.time()
                 return
             self.wfile.write(message)
+            entry.done = server.clock.time()
 
         def _message(self, response: Response, payload: bytes) -> bytes:
             """The whole answer, status line to body, for one write."""

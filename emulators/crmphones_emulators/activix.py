@@ -12,17 +12,18 @@ import threading
 import time
 import typing as t
 from collections import deque
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from random import Random
 from urllib.parse import quote
 
-from crmphones.emulator.fake import fake_name, messy_phone
-from crmphones.emulator.server import Response
+from crmphones_emulators.clock import SYSTEM_CLOCK
+from crmphones_emulators.fake import fake_name, messy_phone
+from crmphones_emulators.server import RateOptions, Response, Route, Router, option
 
 if t.TYPE_CHECKING:
-    import argparse
-
-    from crmphones.emulator.server import Request
+    from crmphones_emulators.clock import Clock
+    from crmphones_emulators.server import Request
 
 PREFIXES = ("/api/v2", "/v2")  # legacy crm.activix.ca/api/v2 and current api.crm.activix.ca/v2 (§1)
 TYPES = ("home", "work", "mobile")  # §6
@@ -70,68 +71,100 @@ def _day(value: str) -> date | None:
     return parsed.date()
 
 
-class SlidingWindow:
-    """200 requests per rolling minute (§8, §9.7), thread-safe; limit/window changeable at runtime."""
+@dataclass
+class ActivixOptions(RateOptions):
+    """Activix's switches (`ActivixApp` keywords, `/_emulator/config` keys, CLI options)."""
 
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit, self.window = limit, window
+    token: str = option("emulator-token", "accepted Bearer API key (§2)")
+    rate_limit: int = option(200, "requests per window (§8)")
+    rate_window: float = option(60.0, "rolling window length in seconds")
+    bare_objects: bool = option(
+        False, "single objects without the {data: ...} wrapper (older docs, seed 001)")
+    mobile_flag: bool = option(
+        False, "phones with boolean `mobile` and nested `lead` instead of `type`/`lead_id` "
+        "(older schema, §6)")
+    touch_lead: bool = option(
+        True, "a phone write bumps its lead's updated_at ([U] in §10; [A] yes by default)",
+        flag="--no-touch-lead")
+    per_page_as_string: bool = option(
+        False, 'meta.per_page as a string ("25"), as one doc example does (§4)')
+
+
+class SlidingWindow:
+    """`rate_limit` requests per rolling `rate_window` (§8, §9.7), thread-safe; it reads the
+    options at each request, so a reconfigured limit holds at once."""
+
+    def __init__(self, options: ActivixOptions, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.options, self.clock = options, clock
         self._hits: deque[float] = deque()
         self._lock = threading.Lock()
+
+    @property
+    def limit(self) -> int:
+        return self.options.rate_limit
 
     def take(self) -> tuple[bool, int, int, int]:
         """Record one hit if allowed. Returns (allowed, remaining, retry_after_s, reset_epoch)."""
         with self._lock:
-            now = time.monotonic()
-            while self._hits and self._hits[0] <= now - self.window:
+            now, window = self.clock.now(), self.options.rate_window
+            while self._hits and self._hits[0] <= now - window:
                 self._hits.popleft()
             allowed = len(self._hits) < self.limit
             if allowed:
                 self._hits.append(now)
-            wait = (self._hits[0] + self.window - now) if self._hits else 0.0
+            wait = (self._hits[0] + window - now) if self._hits else 0.0
             retry = max(1, math.ceil(wait))
-            return allowed, max(0, self.limit - len(self._hits)), retry, int(time.time() + retry)
+            return allowed, max(0, self.limit - len(self._hits)), retry, int(self.clock.time() + retry)
 
 
 class ActivixApp:
     """In-memory Activix account: `leads` with `emails`, and `lead_phones` (one per type per lead)."""
 
     name = "activix"
+    options_type = ActivixOptions
 
     def __init__(self, records: int = 100, parents: int | None = None, seed: int = 1,
-                 token: str = "emulator-token", rate_limit: int = 200, rate_window: float = 60.0,
-                 bare_objects: bool = False, mobile_flag: bool = False, touch_lead: bool = True,
-                 per_page_as_string: bool = False) -> None:
+                 clock: Clock = SYSTEM_CLOCK, **options: t.Any) -> None:
         """Seed the account.
 
         Args:
             records: number of lead phones.
             parents: number of leads (ids 1..parents); default max(1, records // 2).
             seed: same seed (and parents) -> same leads; same seed/records/parents -> same snapshot.
-            token: the accepted Bearer API key (§2).
-            rate_limit: requests allowed per `rate_window` seconds (§8).
-            rate_window: length of the rolling window in seconds.
-            bare_objects: answer single objects without the `data` wrapper (older docs, seed 001).
-            mobile_flag: render phones with boolean `mobile` and nested `lead` (older schema, §6).
-            touch_lead: a phone write bumps its lead's `updated_at` ([U] in §10; [A] yes by default).
-            per_page_as_string: render `meta.per_page` as a string, as one doc example does (§4).
+            clock: what the rate window counts in.
+            options: `ActivixOptions` fields.
         """
         parents = max(1, records // 2) if parents is None else parents
         if records > len(TYPES) * parents:
             msg = f"{records} phones do not fit on {parents} leads (one phone per type per lead)"
             raise ValueError(msg)
-        self.token = token
-        self.limiter = SlidingWindow(rate_limit, rate_window)
-        self.bare_objects, self.mobile_flag = bare_objects, mobile_flag
-        self.touch_lead, self.per_page_as_string = touch_lead, per_page_as_string
+        self._seeding = (records, parents, seed)
+        self._initial = ActivixOptions(**options)
+        self.clock = clock
         self._lock = threading.RLock()
-        self.leads: dict[int, dict[str, t.Any]] = {}
-        self.phones: dict[int, dict[str, t.Any]] = {}
-        # Each lead's phones by id, kept beside `phones` so a lead's phones cost its own
-        # count, not the account's (a page of 100 leads would otherwise scan every phone 100x).
-        self._by_lead: dict[int, dict[int, dict[str, t.Any]]] = {}
-        self._seed_leads(Random(f"activix-leads-{seed}"), parents)
-        self._seed_phones(Random(f"activix-phones-{seed}-{records}"), records)
-        self._clock = max([_EPOCH_END, *(self._epoch(r["updated_at"]) for r in self.leads.values())])
+        self.router = Router(PREFIXES, [
+            (r"/leads", {"GET": self._list_leads, "POST": self._create_lead}),
+            (r"/leads/search", {"GET": self._search_leads}),
+            (r"/leads/(\d+)", {"GET": self._show_lead, "PUT": self._update_lead}),
+            (r"/lead-phones", {"POST": self._create_phone}),  # no GET/DELETE documented (§3)
+            (r"/lead-phones/(\d+)", {"PUT": self._update_phone}),
+        ])
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the seeded account, its options as built and an empty rate window."""
+        records, parents, seed = self._seeding
+        with self._lock:
+            self.options = replace(self._initial)
+            self.limiter = SlidingWindow(self.options, self.clock)
+            self.leads: dict[int, dict[str, t.Any]] = {}
+            self.phones: dict[int, dict[str, t.Any]] = {}
+            # Each lead's phones by id, kept beside `phones` so a lead's phones cost its own
+            # count, not the account's (a page of 100 leads would otherwise scan every phone 100x).
+            self._by_lead: dict[int, dict[int, dict[str, t.Any]]] = {}
+            self._seed_leads(Random(f"activix-leads-{seed}"), parents)
+            self._seed_phones(Random(f"activix-phones-{seed}-{records}"), records)
+            self._last_write = max([_EPOCH_END, *(self._epoch(r["updated_at"]) for r in self.leads.values())])
 
     # ---- seeding -------------------------------------------------------------------------------
     @staticmethod
@@ -198,53 +231,26 @@ class ActivixApp:
     def configure(self, options: dict) -> None:
         """Runtime switches; unknown keys are ignored (contract)."""
         with self._lock:
-            if "rate_limit" in options:
-                self.limiter.limit = int(options["rate_limit"])
-            if "rate_window" in options:
-                self.limiter.window = float(options["rate_window"])
-            for key in ("bare_objects", "mobile_flag", "touch_lead", "per_page_as_string"):
-                if key in options:
-                    setattr(self, key, bool(options[key]))
+            self.options.update(options)
 
     def handle(self, request: Request) -> Response:
         """Route, then authenticate, then throttle, like a Laravel api route group (§2, §8) [I]."""
-        path = request.path.rstrip("/")
-        prefix = next((p for p in PREFIXES if path == p or path.startswith(p + "/")), None)
-        if prefix is None:
-            return _msg(404, "Not Found.")
-        route = self._route(request.method.upper(), path[len(prefix):])
-        if isinstance(route, Response):  # unknown path or method: the router answers first
-            return route
+        route = self.router.match(request.method, request.path)
+        if not isinstance(route, Route):  # unknown path or method: the router answers first
+            return Response(405, {"message": "Method not allowed."}, headers={"Allow": ", ".join(route)}
+                            ) if route else _msg(404, "Not Found.")
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or key.strip() != self.token:
+        if scheme.lower() != "bearer" or key.strip() != self.options.token:
             return _msg(401, "Unauthenticated.")
         allowed, remaining, retry, reset = self.limiter.take()
         headers = {"X-RateLimit-Limit": str(self.limiter.limit), "X-RateLimit-Remaining": str(remaining)}
         if not allowed:  # §8: Laravel throttle headers [A]
             headers.update({"Retry-After": str(retry), "X-RateLimit-Reset": str(reset)})
             return Response(429, {"message": "Too Many Attempts."}, headers=headers)
-        handler, arg = route
         with self._lock:
-            response = handler(request, arg)
+            response = route.handler(request, int(route.args[0]) if route.args else None)
         response.headers.update(headers)
         return response
-
-    def _route(self, method: str, sub: str) -> Response | tuple[t.Callable, t.Any]:
-        table: list[tuple[str, dict[str, t.Callable]]] = [
-            (r"/leads", {"GET": self._list_leads, "POST": self._create_lead}),
-            (r"/leads/search", {"GET": self._search_leads}),
-            (r"/leads/(\d+)", {"GET": self._show_lead, "PUT": self._update_lead}),
-            (r"/lead-phones", {"POST": self._create_phone}),  # no GET/DELETE documented (§3)
-            (r"/lead-phones/(\d+)", {"PUT": self._update_phone}),
-        ]
-        for pattern, methods in table:
-            match = re.fullmatch(pattern, sub)
-            if match:
-                if method not in methods:
-                    return Response(405, {"message": "Method not allowed."},
-                                    headers={"Allow": ", ".join(methods)})
-                return methods[method], int(match.group(1)) if match.groups() else None
-        return _msg(404, "Not Found.")
 
     # ---- rendering ---------------------------------------------------------------------------------
     @staticmethod
@@ -257,7 +263,7 @@ class ActivixApp:
 
     def _render_phone(self, phone: dict[str, t.Any]) -> dict[str, t.Any]:
         out = self._canonical(phone)
-        if self.mobile_flag:  # older schema (seed 001): boolean `mobile`, nested `lead` (§6)
+        if self.options.mobile_flag:  # older schema (seed 001): boolean `mobile`, nested `lead` (§6)
             out = {"id": out["id"], "created_at": out["created_at"], "extension": out["extension"],
                    "lead": {"id": out["lead_id"]}, "mobile": out["type"] == "mobile",
                    "number": out["number"], "updated_at": out["updated_at"], "valid": out["valid"]}
@@ -272,7 +278,7 @@ class ActivixApp:
         return out
 
     def _single(self, status: int, obj: dict[str, t.Any]) -> Response:
-        return Response(status, obj if self.bare_objects else {"data": obj})  # §6, §9.2
+        return Response(status, obj if self.options.bare_objects else {"data": obj})  # §6, §9.2
 
     def _phones_of(self, lead_id: int) -> list[dict[str, t.Any]]:
         return [p for _, p in sorted(self._by_lead.get(lead_id, {}).items())]
@@ -378,7 +384,7 @@ class ActivixApp:
                       "prev": self._url(base, request, page - 1) if page > 1 else None,
                       "next": self._url(base, request, page + 1) if page < last_page else None},
             "meta": {"current_page": page, "from": frm, "last_page": last_page, "path": base,
-                     "per_page": str(per_page) if self.per_page_as_string else per_page,
+                     "per_page": str(per_page) if self.options.per_page_as_string else per_page,
                      "to": frm + len(chunk) - 1 if frm else None, "total": total},
         })
 
@@ -405,8 +411,8 @@ class ActivixApp:
     # ---- writes ----------------------------------------------------------------------------------
     def _tick(self) -> str:
         """Strictly increasing write clock at second precision (contract; §2 timestamp format)."""
-        self._clock = max(int(time.time()), self._clock + 1)
-        return iso(self._clock)
+        self._last_write = max(int(time.time()), self._last_write + 1)
+        return iso(self._last_write)
 
     @staticmethod
     def _body(request: Request) -> dict[str, t.Any] | Response:
@@ -471,7 +477,7 @@ class ActivixApp:
             self._by_lead[phone["lead_id"]].pop(phone["id"])
         phone.update(clean, updated_at=stamp)
         self._by_lead.setdefault(phone["lead_id"], {})[phone["id"]] = phone
-        if self.touch_lead:
+        if self.options.touch_lead:
             self.leads[phone["lead_id"]]["updated_at"] = stamp
         return phone
 
@@ -551,23 +557,4 @@ class ActivixApp:
         return self._single(201 if lead_id is None else 200, self._render_lead(lead, {"phones"}))
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Activix-only CLI options."""
-    parser.add_argument("--token", default="emulator-token", help="accepted Bearer API key")
-    parser.add_argument("--rate-limit", type=int, default=200, help="requests per window (§8)")
-    parser.add_argument("--rate-window", type=float, default=60.0, help="window length in seconds")
-    parser.add_argument("--bare-objects", action="store_true",
-                        help="single objects without the {data: ...} wrapper (older docs)")
-    parser.add_argument("--mobile-flag", action="store_true",
-                        help="phones with boolean `mobile` and nested `lead` instead of `type`/`lead_id`")
-    parser.add_argument("--no-touch-lead", action="store_true",
-                        help="phone writes leave the lead's updated_at alone")
-    parser.add_argument("--per-page-as-string", action="store_true", help='meta.per_page as "25"')
-
-
-def build(args: argparse.Namespace) -> ActivixApp:
-    """Create the app from parsed CLI arguments (shared --records/--parents/--seed included)."""
-    return ActivixApp(records=args.records, parents=args.parents, seed=args.seed, token=args.token,
-                      rate_limit=args.rate_limit, rate_window=args.rate_window,
-                      bare_objects=args.bare_objects, mobile_flag=args.mobile_flag,
-                      touch_lead=not args.no_touch_lead, per_page_as_string=args.per_page_as_string)
+APP = ActivixApp

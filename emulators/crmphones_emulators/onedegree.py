@@ -15,17 +15,20 @@ import re
 import threading
 import time
 import typing as t
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from random import Random
 from urllib.parse import parse_qsl
 
-from crmphones.emulator.fake import fake_company, fake_name, messy_phone
-from crmphones.emulator.server import RateLimiter, Response
+from crmphones_emulators.clock import SYSTEM_CLOCK
+from crmphones_emulators.fake import fake_company, fake_name, messy_phone
+from crmphones_emulators.server import RateLimiter, RateOptions, Response, Route, Router, option
 
 if t.TYPE_CHECKING:
-    import argparse
+    from collections.abc import Iterable
 
-    from crmphones.emulator.server import Request
+    from crmphones_emulators.clock import Clock
+    from crmphones_emulators.server import Request
 
 PREFIX = "/v1"  # §1: version only in the path
 JSON_TYPE = "application/json; charset=utf-8"  # §9 error envelope content type
@@ -96,61 +99,87 @@ def _slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "org"
 
 
+def _ids(value: str | Iterable[int | str] | None) -> frozenset[int]:
+    """Organization ids from a comma list (command line) or a list (config)."""
+    items = value.split(",") if isinstance(value, str) else (value or ())
+    return frozenset(int(item) for item in items if str(item).strip())
+
+
+@dataclass
+class OneDegreeOptions(RateOptions):
+    """One Degree's switches (`OneDegreeApp` keywords, `/_emulator/config` keys, CLI options)."""
+
+    api_key: str = option("emulator-key", "the accepted api_key (§2)")
+    # [A] §2 never says how the secret is issued; None derives one so a bare --api-key works.
+    api_secret: str | None = option(None, "secret for 1deg-Signature (default: '<api-key>-secret')")
+    rate_limit: int = option(100_000, "requests per window; none documented (§9), [A] fixed window")
+    rate_window: float = option(3600.0, "window length in seconds")
+    date_window: float = option(DATE_WINDOW, "allowed 1deg-Date skew in seconds (§2: 60)")
+    foreign_organizations: frozenset[int] = option(
+        frozenset(), "comma list of organization ids the key does not own (phone writes 403, §2)",
+        parse=_ids)
+    wrap_lists: bool = option(
+        False, 'collections as {"organizations": [...]} (§5 [U]) instead of a bare array')
+    touch_parents: bool = option(
+        True, "a phone write bumps its owner's and organization's updated_at [A]",
+        flag="--no-touch-parents")
+    validation_status: int = option(400, "status of validation errors (§9: none documented, [A] 400)")
+    index_embeds_phones: bool = option(
+        True, "`GET /organizations` items embed phones and locations as a show does (§4 [I]); "
+        "off, a client must ask each one", flag="--no-index-phones")
+
+    @property
+    def secret(self) -> str:
+        return self.api_secret if self.api_secret is not None else f"{self.api_key}-secret"
+
+
 class OneDegreeApp:
     """In-memory One Degree account: organizations with locations and opportunities, all with phones."""
 
     name = "onedegree"
+    options_type = OneDegreeOptions
 
     def __init__(self, records: int = 100, parents: int | None = None, seed: int = 1,
-                 api_key: str = "emulator-key", api_secret: str | None = None,
-                 rate_limit: int = 100_000, rate_window: float = 3600.0,
-                 date_window: float = DATE_WINDOW, foreign_organizations: t.Iterable[int] = (),
-                 wrap_lists: bool = False, touch_parents: bool = True,
-                 validation_status: int = 400, index_embeds_phones: bool = True) -> None:
+                 clock: Clock = SYSTEM_CLOCK, **options: t.Any) -> None:
         """Seed the account.
 
         Args:
             records: number of phones (ids 1..records) spread over organizations/locations/opportunities.
             parents: number of organizations (ids 1..parents); default max(1, records // 3).
             seed: same seed and parents -> same organizations, locations and opportunities.
-            api_key: the accepted `api_key` (§2).
-            api_secret: the signing secret; [A] defaults to `<api_key>-secret`.
-            rate_limit: requests per `rate_window` seconds; none documented (§9), [A] fixed window.
-            rate_window: window length in seconds.
-            date_window: allowed distance of `1deg-Date` from server time (§2: 60 s).
-            foreign_organizations: organization ids the key does not own -> phone writes 403 (§2).
-            wrap_lists: wrap collections as `{"organizations": [...]}` (§5 [U]; default bare array).
-            touch_parents: a phone write bumps its owner's and organization's `updated_at` [A].
-            validation_status: status of validation errors (§9: none documented, [A] 400).
-            index_embeds_phones: `GET /organizations` items embed `phones` and `locations` as a
-                show does (§4 [I]); off, they carry neither and a client must ask each one.
+            clock: what the quota window counts in.
+            options: `OneDegreeOptions` fields.
         """
         parents = max(1, records // 3) if parents is None else parents
         if parents < 0 or records < 0:
             msg = "records and parents must not be negative"
             raise ValueError(msg)
-        self.api_key = api_key
-        # [A] §2 never says how the secret is issued; derive one so a bare --api-key works.
-        self.api_secret = api_secret if api_secret is not None else f"{api_key}-secret"
-        self.limiter = RateLimiter(rate_limit, rate_window)
-        self.date_window = date_window
-        self.foreign = {int(i) for i in foreign_organizations}
-        self.wrap_lists, self.touch_parents = wrap_lists, touch_parents
-        self.index_embeds_phones = index_embeds_phones
-        self.validation_status = validation_status
-        self._lock = threading.RLock()
-        self.organizations: dict[int, dict[str, t.Any]] = {}
-        self.locations: dict[int, dict[str, t.Any]] = {}
-        self.opportunities: dict[int, dict[str, t.Any]] = {}
-        self.phones: dict[int, dict[str, t.Any]] = {}
-        # Each owner's phones by id, beside `phones`: an owner's phones cost its own count.
-        self._by_owner: dict[tuple[str, int], dict[int, dict[str, t.Any]]] = {}
-        self._seed_parents(Random(f"onedegree-parents-{seed}"), parents)
-        if records and not self.organizations:
+        if records and not parents:
             msg = f"{records} phones need at least one organization"
             raise ValueError(msg)
-        self._seed_phones(Random(f"onedegree-phones-{seed}-{records}"), records)
-        self._clock = _EPOCH_END  # every seeded timestamp is <= _EPOCH_END
+        self._seeding = (records, parents, seed)
+        self._initial = OneDegreeOptions(**options)
+        self._initial.update(options)  # a list of foreign organizations becomes a set of ids
+        self.clock = clock
+        self._lock = threading.RLock()
+        self.router = self._router()
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the seeded account, its options as built and a fresh quota window."""
+        records, parents, seed = self._seeding
+        with self._lock:
+            self.options = replace(self._initial)
+            self.limiter = RateLimiter(self.options, self.clock)
+            self.organizations: dict[int, dict[str, t.Any]] = {}
+            self.locations: dict[int, dict[str, t.Any]] = {}
+            self.opportunities: dict[int, dict[str, t.Any]] = {}
+            self.phones: dict[int, dict[str, t.Any]] = {}
+            # Each owner's phones by id, beside `phones`: an owner's phones cost its own count.
+            self._by_owner: dict[tuple[str, int], dict[int, dict[str, t.Any]]] = {}
+            self._seed_parents(Random(f"onedegree-parents-{seed}"), parents)
+            self._seed_phones(Random(f"onedegree-phones-{seed}-{records}"), records)
+            self._last_write = _EPOCH_END  # every seeded timestamp is <= _EPOCH_END
 
     # ---- seeding -------------------------------------------------------------------------------
     def _seed_parents(self, rng: Random, parents: int) -> None:
@@ -236,38 +265,20 @@ class OneDegreeApp:
     def configure(self, options: dict[str, t.Any]) -> None:
         """Runtime switches; unknown keys are ignored (contract)."""
         with self._lock:
-            if "rate_limit" in options:
-                self.limiter.limit = int(options["rate_limit"])
-            if "rate_window" in options:
-                self.limiter.window = float(options["rate_window"])
-            if "date_window" in options:
-                self.date_window = float(options["date_window"])
-            if "foreign_organizations" in options:
-                self.foreign = {int(i) for i in options["foreign_organizations"] or ()}
-            if "validation_status" in options:
-                self.validation_status = int(options["validation_status"])
-            for key in ("wrap_lists", "touch_parents", "index_embeds_phones"):
-                if key in options:
-                    setattr(self, key, bool(options[key]))
-            if "api_key" in options:
-                self.api_key = str(options["api_key"])
-            if "api_secret" in options:
-                self.api_secret = str(options["api_secret"])
+            self.options.update(options)
 
     def handle(self, request: Request) -> Response:
         """Route first (Rails: unknown routes 404), then api_key, signature, throttle, action."""
         path = request.path.rstrip("/")
-        if not (path == PREFIX or path.startswith(PREFIX + "/")):
-            return _error(404, "Not found.")
-        sub = path[len(PREFIX):]
-        if sub.endswith(".xml"):  # §1/§10.4: XML exists upstream; [A] the emulator answers 406
+        if path.endswith(".xml") and path.startswith(PREFIX + "/"):
+            # §1/§10.4: XML exists upstream; [A] the emulator answers 406
             return _error(406, "XML responses are not supported by this emulator; drop the .xml suffix.")
-        sub = sub.removesuffix(".json")
         # [A] older revisions' `resources/:id` and `providers/:id` are aliases of organizations (§3).
-        sub = re.sub(r"^/(resources|providers)(?=/|$)", "/organizations", sub)
+        path = re.sub(rf"^{PREFIX}/(resources|providers)(?=/|$)", f"{PREFIX}/organizations",
+                      path.removesuffix(".json"))
         method = request.method.upper()
-        route = self._route(method, sub)
-        if route is None:
+        route = self.router.match(method, path)
+        if not isinstance(route, Route):  # Rails: no route for the path or the verb -> 404 [I]
             return _error(404, "Not found.")
         body = self._parse_body(request) if method in ("POST", "PUT", "DELETE") else {}
         denied = self._authenticate(request, method, body)
@@ -276,9 +287,8 @@ class OneDegreeApp:
         allowed, _, reset_in = self.limiter.take()
         if not allowed:  # §9 none documented; [A] 429 + Retry-After in whole seconds
             return _error(429, "Rate limit exceeded.", {"Retry-After": str(max(1, math.ceil(reset_in)))})
-        handler, args = route
         with self._lock:
-            return handler(request, body, *args)
+            return route.handler(request, body, *route.args)
 
     # ---- auth (§2) -------------------------------------------------------------------------------
     @staticmethod
@@ -308,7 +318,7 @@ class OneDegreeApp:
             key = body["api_key"]
         if not key:
             return _error(400, "Missing API key.")  # §2 [D] verbatim
-        if not hmac.compare_digest(key.encode(), self.api_key.encode()):
+        if not hmac.compare_digest(key.encode(), self.options.api_key.encode()):
             return _error(401, "Invalid API key.")  # §9: 401 invalid key [D]; message [A]
         if method not in ("POST", "PUT", "DELETE"):
             return None
@@ -320,17 +330,17 @@ class OneDegreeApp:
             stamp = datetime.strptime(date, DATE_FORMAT).replace(tzinfo=timezone.utc).timestamp()
         except ValueError:
             return _error(401, "Invalid 1deg-Date header.")
-        if abs(time.time() - stamp) > self.date_window:  # §2 / §9 [I]: stale or future -> 401
+        if abs(time.time() - stamp) > self.options.date_window:  # §2 / §9 [I]: stale or future -> 401
             return _error(401, "Request date is too far from server time.")
         # §2 current revision over the exact body bytes (empty string when there is no body).
         # [A] lowercase hex only, compared exactly; the superseded sorted-params scheme is not accepted.
-        expected = sign(self.api_secret, request.body or b"", date)
+        expected = sign(self.options.secret, request.body or b"", date)
         if not hmac.compare_digest(signature.encode(), expected.encode()):
             return _error(401, "Invalid signature.")
         return None
 
     # ---- routing ---------------------------------------------------------------------------------
-    def _route(self, method: str, sub: str) -> tuple[t.Callable[..., Response], tuple[str, ...]] | None:
+    def _router(self) -> Router:
         seg = r"([^/]+)"
         num = r"(\d+)"
         org = rf"/organizations/{seg}"
@@ -358,11 +368,7 @@ class OneDegreeApp:
             table.append((rf"{stem}/phones/{num}", {
                 "GET": self._phones_handler(kind, "show"), "PUT": self._phones_handler(kind, "update"),
                 "DELETE": self._phones_handler(kind, "delete")}))
-        for pattern, methods in table:
-            match = re.fullmatch(pattern, sub)
-            if match and method in methods:  # Rails: no route for the verb -> 404 [I]
-                return methods[method], match.groups()
-        return None
+        return Router(PREFIX, table)
 
     def _phones_handler(self, kind: str, action: str) -> t.Callable[..., Response]:
         def run(request: Request, body: dict[str, t.Any] | None, org_ref: str, sub_ref: str,
@@ -458,7 +464,7 @@ class OneDegreeApp:
 
     def _collection(self, name: str, items: list[dict[str, t.Any]]) -> Response:
         """§5 [A]: a bare JSON array; `wrap_lists` wraps it as `{name: [...]}`."""
-        return _ok(200, {name: items} if self.wrap_lists else items)
+        return _ok(200, {name: items} if self.options.wrap_lists else items)
 
     # ---- parents -----------------------------------------------------------------------------------
     def _paginate(self, request: Request, rows: list[dict[str, t.Any]], title: str
@@ -506,7 +512,7 @@ class OneDegreeApp:
         if self._titles_only(request):  # §5: light objects [A] id/name/slug
             light = [{k: r[k] for k in ("id", "name", "slug")} for r in rows]
             return self._collection("organizations", light)
-        if not self.index_embeds_phones:  # only the show embeds them
+        if not self.options.index_embeds_phones:  # only the show embeds them
             return self._collection("organizations", [{k: v for k, v in self._render_organization(
                 r).items() if k not in ("phones", "locations")} for r in rows])
         return self._collection("organizations", [self._render_organization(r) for r in rows])
@@ -564,11 +570,11 @@ class OneDegreeApp:
     # ---- writes (§8) -------------------------------------------------------------------------------
     def _tick(self) -> str:
         """Strictly increasing write clock, later than every seeded timestamp (contract)."""
-        self._clock = max(int(time.time()), self._clock + 1)
-        return iso(self._clock)
+        self._last_write = max(int(time.time()), self._last_write + 1)
+        return iso(self._last_write)
 
     def _invalid(self, message: str) -> Response:
-        return _error(self.validation_status, message)
+        return _error(self.options.validation_status, message)
 
     def _clean(self, body: dict[str, t.Any], creating: bool) -> dict[str, t.Any] | Response:
         """§8 [A]: `{"phone": {...}}` or bare attributes; read-only and unknown fields are ignored."""
@@ -600,7 +606,8 @@ class OneDegreeApp:
         kind, owner_id = owner
         organization_id = owner_id if kind == "Organization" else (
             self.locations if kind == "Location" else self.opportunities)[owner_id]["organization_id"]
-        if organization_id in self.foreign:  # §2: only the owner (and admins) manage phones -> 403
+        # §2: only the owner (and admins) manage phones -> 403
+        if organization_id in self.options.foreign_organizations:
             return _error(403, "You are not allowed to manage phones of this organization.")
         siblings = self._phones_of(kind, owner_id)
         phone = None
@@ -640,7 +647,7 @@ class OneDegreeApp:
     def _touch(self, kind: str, owner_id: int, organization_id: int, stamp: str) -> None:
         """[A] Rails `touch: true`: the owner and its organization get the write's updated_at, so a
         client may skip organizations whose updated_at did not move (§6)."""
-        if not self.touch_parents:
+        if not self.options.touch_parents:
             return
         table = {"Organization": self.organizations, "Location": self.locations,
                  "Opportunity": self.opportunities}[kind]
@@ -648,31 +655,4 @@ class OneDegreeApp:
         self.organizations[organization_id]["updated_at"] = stamp
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One Degree-only CLI options."""
-    parser.add_argument("--api-key", default="emulator-key", help="accepted api_key (§2)")
-    parser.add_argument("--api-secret", default=None,
-                        help="secret for 1deg-Signature (default: '<api-key>-secret')")
-    parser.add_argument("--rate-limit", type=int, default=100_000,
-                        help="requests per window (default 100000)")
-    parser.add_argument("--rate-window", type=float, default=3600.0, help="window in seconds (default 3600)")
-    parser.add_argument("--date-window", type=float, default=DATE_WINDOW,
-                        help="allowed 1deg-Date skew in seconds (default 60)")
-    parser.add_argument("--foreign-organizations", default="",
-                        help="comma list of organization ids the key does not own (writes get 403)")
-    parser.add_argument("--wrap-lists", action="store_true",
-                        help='collections as {"organizations": [...]} instead of a bare array')
-    parser.add_argument("--no-touch-parents", action="store_true",
-                        help="phone writes leave the owner's and organization's updated_at alone")
-    parser.add_argument("--no-index-phones", action="store_true",
-                        help="the organizations index embeds no phones or locations (show only)")
-
-
-def build(args: argparse.Namespace) -> OneDegreeApp:
-    """Create the app from parsed CLI arguments (shared --records/--parents/--seed included)."""
-    foreign = [int(x) for x in (args.foreign_organizations or "").split(",") if x.strip()]
-    return OneDegreeApp(records=args.records, parents=args.parents, seed=args.seed, api_key=args.api_key,
-                        api_secret=args.api_secret, rate_limit=args.rate_limit, rate_window=args.rate_window,
-                        date_window=args.date_window, foreign_organizations=foreign,
-                        wrap_lists=args.wrap_lists, touch_parents=not args.no_touch_parents,
-                        index_embeds_phones=not args.no_index_phones)
+APP = OneDegreeApp

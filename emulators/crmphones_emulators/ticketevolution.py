@@ -16,16 +16,17 @@ import re
 import threading
 import time
 import typing as t
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from random import Random
 
-from crmphones.emulator.fake import fake_company, fake_name, messy_phone
-from crmphones.emulator.server import RateLimiter, Response
+from crmphones_emulators.clock import SYSTEM_CLOCK
+from crmphones_emulators.fake import fake_company, fake_name, messy_phone
+from crmphones_emulators.server import RateLimiter, RateOptions, Response, Route, Router, option
 
 if t.TYPE_CHECKING:
-    import argparse
-
-    from crmphones.emulator.server import Request
+    from crmphones_emulators.clock import Clock
+    from crmphones_emulators.server import Request
 
 PREFIX = "/v9"  # §1: the version is the path prefix
 LABELS = ("home", "work", "cell", "Office", "mobile", "fax")  # §6 examples, ≤20 chars
@@ -113,53 +114,78 @@ def _bad_request(message: str) -> Response:
     return Response(400, {"error": message})  # §7: 400 for malformed POST/PUT bodies [A]
 
 
+@dataclass
+class TicketEvolutionOptions(RateOptions):
+    """Ticket Evolution's switches (`TicketEvolutionApp` keywords, `/_emulator/config` keys,
+    CLI options)."""
+
+    token: str = option("emulator-token", "the accepted X-Token (§2)")
+    secret: str = option("emulator-secret", "the API secret that keys X-Signature (§2)")
+    rate_limit: int = option(600, "requests per window (§8: numbers [U]; [A])")
+    rate_window: float = option(60.0, "fixed window length in seconds")
+    rate_status: int = option(503, "status when throttled: 503 as documented (§7/§8), or 429 [A]",
+                              choices=(503, 429))
+    mixed_ids: bool = option(
+        False, "string ids everywhere except integer ids in create answers (§6, §9.3)")
+    normalize_country_code: bool = option(
+        True, 'writes store country_code "+1" as "1" (T0 create; §9.3); off keeps "+1" (T2)',
+        flag="--keep-country-code")
+    touch_client: bool = option(
+        True, "a phone write bumps its client's updated_at ([U] §10; [A] yes by default)",
+        flag="--no-touch-client")
+    index_embeds_phones: bool = option(
+        True, "the clients index embeds phone_numbers (§3 [D]); off, a client must ask each "
+        "client's list", flag="--no-index-phones")
+
+
 class TicketEvolutionApp:
     """In-memory Ticket Evolution account: `clients`, each with embedded `phone_numbers`."""
 
     name = "ticketevolution"
+    options_type = TicketEvolutionOptions
 
     def __init__(self, records: int = 100, parents: int | None = None, seed: int = 1,
-                 token: str = "emulator-token", secret: str = "emulator-secret",
-                 rate_limit: int = 600, rate_window: float = 60.0, rate_status: int = 503,
-                 mixed_ids: bool = False, normalize_country_code: bool = True,
-                 touch_client: bool = True, index_embeds_phones: bool = True) -> None:
+                 clock: Clock = SYSTEM_CLOCK, **options: t.Any) -> None:
         """Seed the account.
 
         Args:
             records: number of phone numbers (ids 1..records), spread over the clients.
             parents: number of clients (ids 1..parents); default max(1, records // 2).
             seed: same seed and parents -> same clients; same seed/records/parents -> same snapshot.
-            token: the accepted X-Token (§2).
-            secret: the API secret that keys X-Signature (§2).
-            rate_limit: requests allowed per `rate_window` seconds (§8: numbers [U]; [A]).
-            rate_window: length of the fixed window in seconds.
-            rate_status: status when throttled: 503 as documented (§7/§8), or 429 (switchable [A]).
-            mixed_ids: ids render as strings except in a create answer (§6, §9.3); default all ints.
-            normalize_country_code: writes store `"+1"` as `"1"` (T0 create; §9.3); off keeps `"+1"` (T2).
-            touch_client: a phone write bumps its client's `updated_at` ([U] §10; [A] yes by default).
-            index_embeds_phones: the clients index embeds `phone_numbers` (§3 [D]); off, its items
-                lack them (the show still has them) and a client must ask each client's list.
+            clock: what the rate window counts in.
+            options: `TicketEvolutionOptions` fields.
         """
         parents = max(1, records // 2) if parents is None else parents
         if parents < 1 and records > 0:
             msg = f"{records} phone numbers need at least one client"
             raise ValueError(msg)
-        self.token, self.secret = token, secret
-        self.limiter = RateLimiter(rate_limit, rate_window)
-        self.rate_status = rate_status
-        self.mixed_ids, self.normalize_country_code = mixed_ids, normalize_country_code
-        self.touch_client = touch_client
-        self.index_embeds_phones = index_embeds_phones
+        self._seeding = (records, parents, seed)
+        self._initial = TicketEvolutionOptions(**options)
+        self.clock = clock
         self._lock = threading.RLock()
-        self.clients: dict[int, dict[str, t.Any]] = {}
-        self.phones: dict[int, dict[str, t.Any]] = {}
-        # Each client's phones by id, beside `phones`: a client's phones cost its own count.
-        self._by_client: dict[int, dict[int, dict[str, t.Any]]] = {}
-        self._seed_clients(Random(f"ticketevolution-clients-{seed}"), parents)
-        self._seed_phones(Random(f"ticketevolution-phones-{seed}-{records}"), records)
-        stamps = [_EPOCH_END, *(self._stamp(c["updated_at"]) for c in self.clients.values()),
-                  *(self._stamp(p["updated_at"]) for p in self.phones.values())]
-        self._clock = max(stamps)
+        self.router = Router(PREFIX, [
+            (r"/clients", {"GET": self._list_clients, "POST": self._create_clients}),
+            (r"/clients/(\d+)", {"GET": self._show_client, "PUT": self._update_client}),
+            (r"/clients/(\d+)/phone_numbers", {"GET": self._list_phones, "POST": self._create_phones}),
+            (r"/clients/(\d+)/phone_numbers/(\d+)", {"GET": self._show_phone, "PUT": self._update_phone}),
+        ])
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the seeded account, its options as built and a fresh rate window."""
+        records, parents, seed = self._seeding
+        with self._lock:
+            self.options = replace(self._initial)
+            self.limiter = RateLimiter(self.options, self.clock)
+            self.clients: dict[int, dict[str, t.Any]] = {}
+            self.phones: dict[int, dict[str, t.Any]] = {}
+            # Each client's phones by id, beside `phones`: a client's phones cost its own count.
+            self._by_client: dict[int, dict[int, dict[str, t.Any]]] = {}
+            self._seed_clients(Random(f"ticketevolution-clients-{seed}"), parents)
+            self._seed_phones(Random(f"ticketevolution-phones-{seed}-{records}"), records)
+            stamps = [_EPOCH_END, *(self._stamp(c["updated_at"]) for c in self.clients.values()),
+                      *(self._stamp(p["updated_at"]) for p in self.phones.values())]
+            self._last_write = max(stamps)
 
     # ---- seeding -------------------------------------------------------------------------------
     @staticmethod
@@ -226,66 +252,36 @@ class TicketEvolutionApp:
     def configure(self, options: dict) -> None:
         """Runtime switches; unknown keys are ignored (contract)."""
         with self._lock:
-            if "rate_limit" in options:
-                self.limiter.limit = int(options["rate_limit"])
-            if "rate_window" in options:
-                self.limiter.window = float(options["rate_window"])
-            if "rate_status" in options:
-                self.rate_status = int(options["rate_status"])
-            for key in ("mixed_ids", "normalize_country_code", "touch_client", "index_embeds_phones"):
-                if key in options:
-                    setattr(self, key, bool(options[key]))
-            if "token" in options:
-                self.token = str(options["token"])
-            if "secret" in options:
-                self.secret = str(options["secret"])
+            self.options.update(options)
 
     def handle(self, request: Request) -> Response:
         """Route (Rails: unknown routes 404 first), then authenticate, then throttle (§2, §8) [A]."""
-        method = request.method.upper()
-        path = request.path.rstrip("/") or "/"
-        if not (path == PREFIX or path.startswith(PREFIX + "/")):
-            return _not_found()
-        route = self._route(method, path[len(PREFIX):])
-        if route is None:
+        route = self.router.match(request.method, request.path)
+        if not isinstance(route, Route):
             return _not_found()  # includes DELETE on phone numbers: no such route (§3, §9.5)
         if not self._authentic(request):
             return Response(401, {"error": "Unauthorized"})  # §7 [A]
         allowed, _, reset_in = self.limiter.take()
         if not allowed:  # §8: 503 "token rate limit reached - retry" [D T5]; 429 variant [A]
             retry = str(max(1, math.ceil(reset_in)))
-            return Response(self.rate_status, {"error": "Rate limit reached, retry later"},
+            return Response(self.options.rate_status, {"error": "Rate limit reached, retry later"},
                             headers={"Retry-After": retry})
-        handler, args = route
         with self._lock:
-            return handler(request, *args)
+            return route.handler(request, *(int(arg) for arg in route.args))
 
     def _authentic(self, request: Request) -> bool:
         token = request.headers.get("x-token", "")
         given = request.headers.get("x-signature", "")
-        if not token or not given or not hmac.compare_digest(token.encode(), self.token.encode()):
+        if not token or not given or not hmac.compare_digest(token.encode(), self.options.token.encode()):
             return False
-        expected = sign(self.secret, string_to_sign(request.method, request.host, request.path,
+        expected = sign(self.options.secret, string_to_sign(request.method, request.host, request.path,
                                                     request.raw_query, request.body))
         return hmac.compare_digest(given.strip().encode(), expected.encode())
-
-    def _route(self, method: str, sub: str) -> tuple[t.Callable[..., Response], tuple[int, ...]] | None:
-        table: list[tuple[str, dict[str, t.Callable[..., Response]]]] = [
-            (r"/clients", {"GET": self._list_clients, "POST": self._create_clients}),
-            (r"/clients/(\d+)", {"GET": self._show_client, "PUT": self._update_client}),
-            (r"/clients/(\d+)/phone_numbers", {"GET": self._list_phones, "POST": self._create_phones}),
-            (r"/clients/(\d+)/phone_numbers/(\d+)", {"GET": self._show_phone, "PUT": self._update_phone}),
-        ]
-        for pattern, methods in table:
-            match = re.fullmatch(pattern, sub)
-            if match and method in methods:
-                return methods[method], tuple(int(g) for g in match.groups())
-        return None
 
     # ---- rendering -------------------------------------------------------------------------------
     def _id(self, value: int, created: bool = False) -> int | str:
         """§6/§9.3: integer ids on create, string ids elsewhere when `mixed_ids` is on."""
-        return str(value) if self.mixed_ids and not created else value
+        return str(value) if self.options.mixed_ids and not created else value
 
     def _render_phone(self, phone: dict[str, t.Any], created: bool = False) -> dict[str, t.Any]:
         """§6 response item; `url` has no `/v9`; `is_primary` is not echoed."""
@@ -350,7 +346,7 @@ class TicketEvolutionApp:
                 checks.append(lambda c, v=value: c["name"] == v)
         rows = [self._render_client(c) for _, c in sorted(self.clients.items())
                 if all(check(c) for check in checks)]
-        if not self.index_embeds_phones:
+        if not self.options.index_embeds_phones:
             for row in rows:
                 del row["phone_numbers"]
         return self._page(request, "clients", rows)
@@ -464,7 +460,7 @@ class TicketEvolutionApp:
             errors["label"] = ["is too long (maximum is 20 characters)"]
         if len(clean.get("area_code") or "") > 4:
             errors["area_code"] = ["is too long (maximum is 4 characters)"]
-        if clean.get("country_code") and self.normalize_country_code:
+        if clean.get("country_code") and self.options.normalize_country_code:
             clean["country_code"] = clean["country_code"].strip().lstrip("+") or None
         if "extension" in clean and clean["extension"] is not None and not clean["extension"].strip():
             clean["extension"] = None
@@ -489,7 +485,7 @@ class TicketEvolutionApp:
             for other in self._by_client[client_id].values():
                 if other["id"] != phone["id"]:
                     other["is_primary"] = False
-        if self.touch_client:
+        if self.options.touch_client:
             self.clients[client_id]["updated_at"] = stamp
         return phone
 
@@ -539,33 +535,8 @@ class TicketEvolutionApp:
     # ---- clock -----------------------------------------------------------------------------------
     def _tick(self) -> str:
         """Strictly increasing write clock, second precision, later than every seeded timestamp."""
-        self._clock = max(int(time.time()), self._clock + 1)
-        return iso(self._clock)
+        self._last_write = max(int(time.time()), self._last_write + 1)
+        return iso(self._last_write)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Ticket Evolution-only CLI options."""
-    parser.add_argument("--token", default="emulator-token", help="accepted X-Token")
-    parser.add_argument("--secret", default="emulator-secret", help="API secret keying X-Signature")
-    parser.add_argument("--rate-limit", type=int, default=600, help="requests per window (§8 [A])")
-    parser.add_argument("--rate-window", type=float, default=60.0, help="window length in seconds")
-    parser.add_argument("--rate-status", type=int, choices=(503, 429), default=503,
-                        help="status when throttled (503 documented, 429 variant)")
-    parser.add_argument("--mixed-ids", action="store_true",
-                        help="string ids everywhere except integer ids in create answers")
-    parser.add_argument("--keep-country-code", action="store_true",
-                        help='store country_code as sent ("+1") instead of normalizing to "1"')
-    parser.add_argument("--no-touch-client", action="store_true",
-                        help="phone writes leave the client's updated_at alone")
-    parser.add_argument("--no-index-phones", action="store_true",
-                        help="the clients index embeds no phone_numbers (show and list only)")
-
-
-def build(args: argparse.Namespace) -> TicketEvolutionApp:
-    """Create the app from parsed CLI arguments (shared --records/--parents/--seed included)."""
-    return TicketEvolutionApp(records=args.records, parents=args.parents, seed=args.seed,
-                              token=args.token, secret=args.secret, rate_limit=args.rate_limit,
-                              rate_window=args.rate_window, rate_status=args.rate_status,
-                              mixed_ids=args.mixed_ids, normalize_country_code=not args.keep_country_code,
-                              touch_client=not args.no_touch_client,
-                              index_embeds_phones=not args.no_index_phones)
+APP = TicketEvolutionApp

@@ -6,6 +6,6 @@ Standard library only, and never importing the client code: each dialect is writ
 
 from __future__ import annotations
 
-from crmphones.emulator.server import DialectApp, EmulatorServer, Faults, LoggedRequest, Request, Response
+from crmphones_emulators.server import DialectApp, EmulatorServer, Faults, LoggedRequest, Request, Response
 
 __all__ = ["DialectApp", "EmulatorServer", "Faults", "LoggedRequest", "Request", "Response"]

@@ -15,17 +15,18 @@ import re
 import threading
 import time
 import typing as t
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from random import Random
 from urllib.parse import quote
 
-from crmphones.emulator.fake import fake_name, messy_phone
-from crmphones.emulator.server import RateLimiter, Response
+from crmphones_emulators.clock import SYSTEM_CLOCK
+from crmphones_emulators.fake import fake_name, messy_phone
+from crmphones_emulators.server import RateLimiter, RateOptions, Response, Route, Router, option
 
 if t.TYPE_CHECKING:
-    import argparse
-
-    from crmphones.emulator.server import Request
+    from crmphones_emulators.clock import Clock
+    from crmphones_emulators.server import Request
 
 PREFIX = "/api/v2"  # §1: the version lives in the path only
 MEDIA_TYPE = "application/vnd.api+json"  # §1
@@ -111,50 +112,63 @@ def _not_found(kind: str, ident: t.Any) -> Response:
                   f"Could not find '{kind}' with ID '{ident}'.")
 
 
-class Quota(RateLimiter):
-    """The server's fixed-window quota plus a look that does not count (for 401 answers)."""
+@dataclass
+class OutreachOptions(RateOptions):
+    """Outreach's switches (`OutreachApp` keywords, `/_emulator/config` keys, CLI options)."""
 
-    def peek(self) -> tuple[int, float]:
-        with self._lock:
-            elapsed = time.monotonic() - self._start
-            if elapsed >= self.window:
-                return self.limit, self.window
-            return max(0, self.limit - self._used), self.window - elapsed
+    token: str = option("emulator-token", "accepted Bearer access token (§2; any configured bearer [A])")
+    rate_limit: int = option(10_000, "requests per window (§8: 10,000 per hour)")
+    rate_window: float = option(3600.0, "length of the fixed window in seconds")
 
 
 class OutreachApp:
     """In-memory Outreach account: `prospects` (ids 1..parents) and their `phoneNumbers`."""
 
     name = "outreach"
+    options_type = OutreachOptions
 
     def __init__(self, records: int = 100, parents: int | None = None, seed: int = 1,
-                 token: str = "emulator-token", rate_limit: int = 10_000,
-                 rate_window: float = 3600.0) -> None:
+                 clock: Clock = SYSTEM_CLOCK, **options: t.Any) -> None:
         """Seed the account.
 
         Args:
             records: number of phone numbers (ids 1..records).
             parents: number of prospects (ids 1..parents); default max(1, records // 2).
             seed: same seed and parents -> same prospects; same seed/records/parents -> same snapshot.
-            token: the accepted OAuth bearer access token (§2; any configured bearer [A]).
-            rate_limit: requests per `rate_window` seconds (§8: 10,000 per hour).
-            rate_window: length of the fixed window in seconds.
+            clock: what the quota window counts in.
+            options: `OutreachOptions` fields.
         """
         parents = max(1, records // 2) if parents is None else parents
         if records < 0 or parents < 1:
             msg = "records must be >= 0 and parents >= 1"
             raise ValueError(msg)
-        self.token = token
-        self.limiter = Quota(rate_limit, rate_window)
+        self._seeding = (records, parents, seed)
+        self._initial = OutreachOptions(**options)
+        self.clock = clock
         self._lock = threading.RLock()
-        self.prospects: dict[int, dict[str, t.Any]] = {}
-        self.phones: dict[int, dict[str, t.Any]] = {}
-        self._seed_prospects(Random(f"outreach-prospects-{seed}-{parents}"), parents)
-        self._seed_phones(Random(f"outreach-phones-{seed}-{parents}-{records}"), records)
-        self._next_id = records + 1
-        stamps = [row[k] for rows in (self.prospects, self.phones) for row in rows.values()
-                  for k in ("createdAt", "updatedAt")]
-        self._clock = max([_END_MS, *stamps])
+        self.router = Router(PREFIX, [
+            (r"/phoneNumbers", {"GET": self._list_phones, "POST": self._create_phone}),
+            (r"/phoneNumbers/([^/]+)", {"GET": self._show_phone, "PATCH": self._update_phone,
+                                        "DELETE": self._delete_phone}),
+            (r"/prospects", {"GET": self._list_prospects}),
+            (r"/prospects/([^/]+)", {"GET": self._show_prospect}),
+        ])
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the seeded account, its options as built and a fresh quota window."""
+        records, parents, seed = self._seeding
+        with self._lock:
+            self.options = replace(self._initial)
+            self.limiter = RateLimiter(self.options, self.clock)
+            self.prospects: dict[int, dict[str, t.Any]] = {}
+            self.phones: dict[int, dict[str, t.Any]] = {}
+            self._seed_prospects(Random(f"outreach-prospects-{seed}-{parents}"), parents)
+            self._seed_phones(Random(f"outreach-phones-{seed}-{parents}-{records}"), records)
+            self._next_id = records + 1
+            stamps = [row[k] for rows in (self.prospects, self.phones) for row in rows.values()
+                      for k in ("createdAt", "updatedAt")]
+            self._last_write = max([_END_MS, *stamps])
 
     # ---- seeding -------------------------------------------------------------------------------
     def _seed_prospects(self, rng: Random, parents: int) -> None:
@@ -207,19 +221,13 @@ class OutreachApp:
     def configure(self, options: dict) -> None:
         """Runtime switches; unknown keys are ignored (contract)."""
         with self._lock:
-            if "rate_limit" in options:
-                self.limiter.limit = int(options["rate_limit"])
-            if "rate_window" in options:
-                self.limiter.window = float(options["rate_window"])
+            self.options.update(options)
 
     def handle(self, request: Request) -> Response:
         """Route, authenticate, throttle, check the media type, then run (§1, §2, §8)."""
-        path = request.path.rstrip("/")
-        if path != PREFIX and not path.startswith(PREFIX + "/"):
-            return _error(404, "notFound", "Not Found", f"No route matches {request.path}.")
-        route = self._route(request.method.upper(), path[len(PREFIX):])
+        route = self._route(request)
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or token.strip() != self.token:
+        if scheme.lower() != "bearer" or token.strip() != self.options.token:
             remaining, reset_in = self.limiter.peek()
             response = _error(401, "unauthorized", "Unauthorized",
                               "The access token is missing, invalid or expired.")  # §10: body [U]
@@ -230,7 +238,7 @@ class OutreachApp:
         headers = self._quota_headers(remaining, reset_in)
         if not allowed:  # §8: 429 with Retry-After in seconds [A]
             headers["Retry-After"] = str(max(1, math.ceil(reset_in)))
-            reset_at = iso(int((time.time() + reset_in) * 1000))
+            reset_at = iso(int((self.clock.time() + reset_in) * 1000))
             return _error(429, "rateLimitExceeded", "Rate Limit Exceeded",
                           f"You have exceeded your permitted rate limit of {self.limiter.limit}; "
                           f"please try again at {reset_at}.", headers=headers)
@@ -245,35 +253,27 @@ class OutreachApp:
         if isinstance(route, Response):
             response = route
         else:
-            handler, arg = route
             with self._lock:
-                response = handler(request, arg)
+                response = route.handler(request, route.args[0] if route.args else None)
         response.headers.update(headers)
         return response
 
     def _quota_headers(self, remaining: int, reset_in: float) -> dict[str, str]:
         """§8: limit, remaining, and the reset time as Unix epoch seconds."""
         return {"X-RateLimit-Limit": str(self.limiter.limit), "X-RateLimit-Remaining": str(remaining),
-                "X-RateLimit-Reset": str(math.ceil(time.time() + reset_in))}
+                "X-RateLimit-Reset": str(math.ceil(self.clock.time() + reset_in))}
 
-    def _route(self, method: str, sub: str) -> Response | tuple[t.Callable, t.Any]:
-        table: list[tuple[str, dict[str, t.Callable]]] = [
-            (r"/phoneNumbers", {"GET": self._list_phones, "POST": self._create_phone}),
-            (r"/phoneNumbers/([^/]+)", {"GET": self._show_phone, "PATCH": self._update_phone,
-                                        "DELETE": self._delete_phone}),
-            (r"/prospects", {"GET": self._list_prospects}),
-            (r"/prospects/([^/]+)", {"GET": self._show_prospect}),
-        ]
-        for pattern, methods in table:
-            match = re.fullmatch(pattern, sub)
-            if match:
-                if method not in methods:
-                    response = _error(405, "methodNotAllowed", "Method Not Allowed",
-                                      f"{method} is not supported on {PREFIX}{sub}.")
-                    response.headers["Allow"] = ", ".join(methods)
-                    return response
-                return methods[method], match.group(1) if match.groups() else None
-        return _error(404, "notFound", "Not Found", f"No route matches {PREFIX}{sub}.")
+    def _route(self, request: Request) -> Response | Route:
+        """The shared router; a known path with another method is a 405 with `Allow` [A]."""
+        route = self.router.match(request.method, request.path)
+        if isinstance(route, Route):
+            return route
+        if not route:
+            return _error(404, "notFound", "Not Found", f"No route matches {request.path}.")
+        response = _error(405, "methodNotAllowed", "Method Not Allowed",
+                          f"{request.method.upper()} is not supported on {request.path.rstrip('/')}.")
+        response.headers["Allow"] = ", ".join(route)
+        return response
 
     # ---- rendering ---------------------------------------------------------------------------------
     def _render_phone(self, phone: dict[str, t.Any], fields: set[str] | None = None,
@@ -541,8 +541,8 @@ class OutreachApp:
     # ---- writing -------------------------------------------------------------------------------
     def _tick(self) -> int:
         """A strictly increasing write clock (ms), wall time or later, after every seeded stamp."""
-        self._clock = max(self._clock + 1, int(time.time() * 1000))
-        return self._clock
+        self._last_write = max(self._last_write + 1, int(time.time() * 1000))
+        return self._last_write
 
     def _body(self, request: Request, ident: int | None) -> Response | dict[str, t.Any]:
         """Parse `{"data": {...}}`; check type (and id for PATCH, §4, §9.4 [A] 422)."""
@@ -719,12 +719,4 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return int(raw)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--token", default="emulator-token", help="accepted Bearer access token")
-    parser.add_argument("--rate-limit", type=int, default=10_000, help="requests per window (default 10000)")
-    parser.add_argument("--rate-window", type=float, default=3600.0, help="window in seconds (default 3600)")
-
-
-def build(args: argparse.Namespace) -> OutreachApp:
-    return OutreachApp(records=args.records, parents=args.parents, seed=args.seed, token=args.token,
-                       rate_limit=args.rate_limit, rate_window=args.rate_window)
+APP = OutreachApp
