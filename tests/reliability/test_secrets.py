@@ -76,11 +76,11 @@ def test_an_api_quoting_its_request_in_errors_leaks_no_secret(dialect: str,
     server = serve(dialect)
     app = server.app
     if dialect == "onedegree":
-        app.api_key, app.api_secret = ODD_TOKEN, ODD_SECRET
+        app.configure({"api_key": ODD_TOKEN, "api_secret": ODD_SECRET})
     elif dialect == "ticketevolution":
-        app.token, app.secret = ODD_TOKEN, ODD_SECRET
+        app.configure({"token": ODD_TOKEN, "secret": ODD_SECRET})
     else:
-        app.token = ODD_TOKEN
+        app.configure({"token": ODD_TOKEN})
     server.faults.quote_request_in_errors = True
     kind = get_dialect(dialect).parent_types[0]
     lines = [json.dumps({"type": "SCHEMA", "stream": "phones", "key_properties": [],

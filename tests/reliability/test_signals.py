@@ -215,7 +215,7 @@ def test_a_failed_run_ends_its_row(tmp_path: pathlib.Path) -> None:
         while _writes(server) < 40 and process.poll() is None:
             assert time.monotonic() < deadline
             time.sleep(0.005)
-        server.app.token = "revoked"
+        server.app.configure({"token": "revoked"})
         out, err = process.communicate(timeout=60)
     finally:
         server.stop()
