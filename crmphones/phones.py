@@ -164,7 +164,7 @@ def _normalize_cached(
     lib = _lib
     region = region_hint if region_hint in lib.SUPPORTED_REGIONS else default_region
     parsed = _parse(lib, raw, region)
-    valid = parsed is not None and lib.is_valid_number(parsed)
+    number_region, valid = _region_and_validity(lib, parsed)
     if not valid and raw[:2].isdecimal() and _ascii_digits(raw[:2]) == "00":
         # "00" dials abroad from most of the world but not from every region (not from those
         # of +1, say), where it may not parse at all or not give a valid number: read it as
@@ -172,12 +172,11 @@ def _normalize_cached(
         abroad = _parse(lib, "+" + raw[2:], region)
         if abroad is not None:
             parsed = abroad
-            valid = lib.is_valid_number(parsed)
+            number_region, valid = _region_and_validity(lib, parsed)
     # Reasons are categories (the number itself is kept beside them), so runs can count them.
     if parsed is None:
         return NormalizedNumber(None, extension, None, False, "not a phone number")
     ext = extension or _ascii_digits(parsed.extension)
-    number_region = lib.region_code_for_number(parsed)
     if not valid:
         return NormalizedNumber(None, ext, number_region, False, "not a valid number for its region")
     return NormalizedNumber(
@@ -187,6 +186,16 @@ def _normalize_cached(
         is_valid=True,
         line_type=_LINE_TYPES.get(lib.number_type(parsed)) if line_type else None,
     )
+
+
+def _region_and_validity(lib: types.ModuleType, parsed: t.Any) -> tuple[str | None, bool]:
+    """The number's region and whether it is valid: ``is_valid_number`` is exactly
+    ``is_valid_number_for_region`` in the number's region, which the record needs too, so
+    the region is looked up once."""
+    if parsed is None:
+        return None, False
+    region = lib.region_code_for_number(parsed)
+    return region, lib.is_valid_number_for_region(parsed, region)
 
 
 def _parse(lib: types.ModuleType, raw: str, region: str) -> t.Any:

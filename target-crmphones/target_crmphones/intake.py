@@ -34,9 +34,10 @@ _TEXT_FIELDS = ("parent_id", "parent_type", "number", "e164", "extension", "regi
                 "phone_type", "label")
 _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 #: Limits a record must keep, checked before DuckDB (or a recursive walk) sees it: a phone
-#: record is a few hundred bytes, and nothing a CRM holds nests this deep.
+#: record is a few hundred bytes, and nothing a CRM holds nests this deep (orjson writes no
+#: deeper either).
 MAX_RECORD_BYTES = 1_000_000
-MAX_DEPTH = 64
+MAX_DEPTH = 254
 #: Longest stream name taken; longer names are not streams a tap sends.
 MAX_STREAM_NAME = 255
 _KEPT_OF_REJECT = 10_000  # characters of an oversized or unreadable input kept in the ledger
@@ -56,10 +57,11 @@ class Intake:
 
     def normalize(self, seq: int, stream: str, record: dict[str, t.Any]) -> dict[str, t.Any]:
         """Check and normalize one input record into a staged row (with a reason if rejected)."""
-        if _deeper_than(record, MAX_DEPTH):
+        try:
+            text = record_text(record)
+        except ValueError as exc:
             return self.reject(seq, stream, "(not kept: nested too deep to write as text)",
-                               f"record nested deeper than {MAX_DEPTH} levels", record)
-        text = record_text(record)
+                               str(exc), record)
         if len(text) > MAX_RECORD_BYTES:
             return self.reject(seq, stream, text, f"record larger than {MAX_RECORD_BYTES:,} "
                                "characters of JSON", record)
@@ -178,12 +180,16 @@ def record_text(record: t.Any) -> str:
     """The record as canonical JSON (sorted keys): what is staged and fingerprinted.
 
     orjson first; what it refuses (integers past 64 bits, lone surrogates) is written by
-    ``json`` instead, with NaN and infinities as null, as orjson
-    writes them: the text is staged as JSON unchecked, so it must be JSON.
+    ``json`` instead, with NaN and infinities as null, as orjson writes them: the text is
+    staged as JSON unchecked, so it must be JSON. A record nested deeper than ``MAX_DEPTH``
+    (which orjson refuses too) raises ValueError, before ``json`` recurses into it.
     """
     try:
         return orjson.dumps(record, option=_SORTED, default=str).decode()
     except (orjson.JSONEncodeError, TypeError):
+        if _deeper_than(record, MAX_DEPTH):  # what orjson refuses, before ``json`` recurses
+            msg = f"record nested deeper than {MAX_DEPTH} levels"
+            raise ValueError(msg) from None
         return json.dumps(_finite(record), default=str, sort_keys=True, allow_nan=False)
 
 

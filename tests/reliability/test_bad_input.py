@@ -200,7 +200,7 @@ def test_hostile_records_become_rejects(tmp_path: t.Any) -> None:
         assert counts == (8, 1, 7)
         assert reasons[:5] == ["stream must be a name of 1 to 255 characters"] * 5
         assert reasons[5].startswith("record larger than")
-        assert reasons[6] == "record nested deeper than 64 levels"
+        assert reasons[6] == "record nested deeper than 254 levels"
     finally:
         server.stop()
 
