@@ -27,6 +27,7 @@ import typing as t
 
 from benchmarks.messy_stream import singer_lines
 from crmphones_emulators import EmulatorServer, outreach
+from crmphones_emulators.fake import messy_phone
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -38,14 +39,15 @@ PARENTS = 50_000
 
 
 def small_lines(count: int, stream: str = "phone_numbers") -> Iterator[str]:
-    """SCHEMA, ``count`` small records (id, parent_id, number, phone_type), a closing STATE."""
+    """SCHEMA, ``count`` small records (id, parent_id, number, phone_type), a closing STATE;
+    the numbers are the messy stream's kind (as people type them)."""
     rng = random.Random("bench-small")
     text = {"type": ["string", "null"]}
     yield json.dumps({"type": "SCHEMA", "stream": stream, "key_properties": ["id"], "schema": {
         "type": "object", "properties": dict.fromkeys(("id", "parent_id", "number", "phone_type"),
                                                       text)}})
     for index in range(1, count + 1):
-        number = f"+1 {rng.randint(201, 989)} {rng.randint(200, 999)} {rng.randint(0, 9999):04d}"
+        number = messy_phone(rng)
         yield json.dumps({"type": "RECORD", "stream": stream, "record": {
             "id": str(index), "parent_id": str(rng.randint(1, PARENTS)), "number": number,
             "phone_type": rng.choice(("mobile", "work", "home"))}})

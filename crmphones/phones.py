@@ -189,13 +189,20 @@ def _normalize_cached(
 
 
 def _region_and_validity(lib: types.ModuleType, parsed: t.Any) -> tuple[str | None, bool]:
-    """The number's region and whether it is valid: ``is_valid_number`` is exactly
-    ``is_valid_number_for_region`` in the number's region, which the record needs too, so
-    the region is looked up once."""
+    """The number's region and whether it is valid (``region_code_for_number`` and
+    ``is_valid_number``), asking the country code's main region first.
+
+    ``is_valid_number`` is ``is_valid_number_for_region`` in the number's region, and
+    ``region_code_for_number`` tries the main region of a country code first: a number valid
+    there is that region's, without a walk through the code's other regions (the 25 of +1).
+    """
     if parsed is None:
         return None, False
+    main = lib.region_code_for_country_code(parsed.country_code)
+    if lib.is_valid_number_for_region(parsed, main):
+        return main, True
     region = lib.region_code_for_number(parsed)
-    return region, lib.is_valid_number_for_region(parsed, region)
+    return region, region is not None and lib.is_valid_number_for_region(parsed, region)
 
 
 def _parse(lib: types.ModuleType, raw: str, region: str) -> t.Any:
