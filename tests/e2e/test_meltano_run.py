@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 import typing as t
 import uuid
 
@@ -119,6 +121,63 @@ def test_meltano_run_outreach_to_outreach(
     state = _meltano("state", "get", f"emulator:tap-crmphones-to-target-crmphones:{suffix}")
     assert state.returncode == 0, state.stderr[-2000:]
     assert json.loads(state.stdout)["singer_state"]["bookmarks"]["phone_numbers"]
+
+
+def test_meltano_run_stopped_with_ctrl_c_then_rerun_ends_exact(
+    meltano_installed: None, tmp_path: pathlib.Path,
+) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) mid-write under
+    `meltano run`, then the same command again: every valid number lands once."""
+    source = EmulatorProcess("outreach", "--records", "400", "--parents", "200", "--seed", "13",
+                             "--token", "e2e-source-token")
+    destination = EmulatorProcess("outreach", "--records", "0", "--parents", "200", "--seed",
+                                  "13", "--token", "e2e-destination-token", "--latency-ms", "40")
+    try:
+        env = {
+            "CRMPHONES_SOURCE_PORT": source.url.rsplit(":", 1)[1],
+            "CRMPHONES_DESTINATION_PORT": destination.url.rsplit(":", 1)[1],
+            "CRMPHONES_SOURCE_TOKEN": "e2e-source-token",
+            "CRMPHONES_DESTINATION_TOKEN": "e2e-destination-token",
+            "TARGET_CRMPHONES_STAGING_PATH": str(tmp_path / "e2e.duckdb"),
+            "TARGET_CRMPHONES_BATCH_SIZE_ROWS": "50",
+        }
+        run = ("run", "--state-id-suffix", uuid.uuid4().hex[:8], "tap-crmphones",
+               "target-crmphones")
+        process = subprocess.Popen(
+            [str(BIN / "meltano"), *run], cwd=ROOT, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True, start_new_session=True,
+            env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **env})
+        try:
+            deadline = time.monotonic() + 300
+            while len([r for r in destination.requests() if r["method"] == "POST"]) < 20:
+                assert process.poll() is None, process.communicate()[1][-4000:]
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            os.killpg(process.pid, signal.SIGINT)
+            process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+        assert process.returncode != 0
+        stopped = destination.state()["phoneNumbers"]
+        again = _meltano(*run, env=env)
+        assert again.returncode == 0, again.stderr[-6000:]
+
+        expected = set()
+        for phone in source.state()["phoneNumbers"]:
+            attributes = phone["attributes"]
+            read = _valid_e164(attributes["number"], attributes["countryCode"],
+                               attributes["extension"])
+            if read:
+                expected.add((phone["relationships"]["prospect"]["data"]["id"], *read))
+        written = [(p["relationships"]["prospect"]["data"]["id"], p["attributes"]["number"],
+                    p["attributes"]["extension"]) for p in destination.state()["phoneNumbers"]]
+    finally:
+        source.stop()
+        destination.stop()
+    assert 0 < len(stopped) < len(expected), "the stop landed mid-write"
+    assert len(written) == len(set(written)), "no phone twice"
+    assert set(written) == expected, "every valid number, once, after the rerun"
 
 
 def test_meltano_run_a_given_up_write_holds_the_bookmark_back(
