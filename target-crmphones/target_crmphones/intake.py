@@ -114,7 +114,7 @@ class Intake:
                 fields[name] = value.strip() or None
             else:
                 fields[name] = None if value is None else _text(name, value)
-        _ancestors(record.get("ancestors"))  # the types checked
+        given = _ancestors(record)
         fields["source_id"] = _text("id", record.get("id"))
         if not fields["parent_id"]:
             msg = "missing parent_id"
@@ -132,7 +132,7 @@ class Intake:
             fields["parent_type"], stream, mapped=self.parent_map is not None)
         # Only the ancestors that address this kind of owner: another kind would make a
         # second key for the same owner, and a duplicate phone on every rerun.
-        ancestors = {str(k): str(v) for k, v in (record.get("ancestors") or {}).items()
+        ancestors = {str(k): str(v) for k, v in given.items()
                      if k in self.dialect.ancestor_kinds.get(kind, ())}
         # Ids go into URL paths and id filters, where `3/../4` or `1,4` names another record.
         foreign = next((i for i in (fields["parent_id"], *ancestors.values())
@@ -149,11 +149,7 @@ class Intake:
         if kind not in PHONE_TYPES:
             text = kind or fields["label"]
             fields["phone_type"] = _phone_type(text) if text else None
-        primary = record.get("is_primary")
-        if primary is not None and not isinstance(primary, bool):
-            msg = "is_primary must be a boolean"
-            raise ValueError(msg)
-        fields["is_primary"] = primary
+        fields["is_primary"] = _boolean("is_primary", record.get("is_primary"))
         return fields
 
 
@@ -216,14 +212,45 @@ def _text(name: str, value: t.Any) -> str | None:
     return str(value).strip() or None
 
 
-def _ancestors(value: t.Any) -> None:
-    """Refuse an ``ancestors`` that is not an object of ids by kind."""
-    if value is None or value == {}:
-        return
+def _ancestors(record: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A record's ``ancestors``, ids by kind: an object, its JSON text (a CSV tap's column),
+    or flattened into ``ancestors__<kind>`` fields (the SDK's flattening)."""
+    value = record.get("ancestors")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else None
+        except ValueError:
+            value = "not JSON"  # refused below
+    flattened = {key[len(_FLAT_ANCESTOR):]: v for key, v in record.items()
+                 if key.startswith(_FLAT_ANCESTOR) and v not in (None, "")}
+    value = {} if value is None else value
     if not isinstance(value, dict) or not all(
-            isinstance(v, str | int) and not isinstance(v, bool) for v in value.values()):
+            isinstance(v, str | int) and not isinstance(v, bool)
+            for v in (*value.values(), *flattened.values())):
         msg = "ancestors must be an object of ids by kind"
         raise ValueError(msg)
+    return {**value, **flattened}
+
+
+_FLAT_ANCESTOR = "ancestors__"
+_TRUE, _FALSE = frozenset(("true", "t", "yes", "y", "1")), frozenset(("false", "f", "no", "n", "0"))
+
+
+def _boolean(name: str, value: t.Any) -> bool | None:
+    """A boolean field as JSON or a CSV tap writes it (``true``, ``0``, ``yes``; ``""`` is
+    null); ValueError for anything else."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if not text:
+            return None
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+    msg = f"{name} must be a boolean (true/false, 1/0, yes/no), got {str(value)[:40]!r}"
+    raise ValueError(msg)
 
 
 def _canonical_id(value: str) -> str:
