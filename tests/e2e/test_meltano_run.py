@@ -66,6 +66,29 @@ class EmulatorProcess:
             self.process.stdout.close()
 
 
+def _outreach_env(source: EmulatorProcess, destination: EmulatorProcess,
+                  tmp_path: pathlib.Path) -> dict[str, str]:
+    """The `emulator` environment's settings for two Outreach accounts."""
+    return {
+        "CRMPHONES_SOURCE_PORT": source.url.rsplit(":", 1)[1],
+        "CRMPHONES_DESTINATION_PORT": destination.url.rsplit(":", 1)[1],
+        "CRMPHONES_SOURCE_TOKEN": "e2e-source-token",
+        "CRMPHONES_DESTINATION_TOKEN": "e2e-destination-token",
+        "TARGET_CRMPHONES_STAGING_PATH": str(tmp_path / "e2e.duckdb"),
+    }
+
+
+def _valid_outreach_phones(source: EmulatorProcess) -> set[tuple[str, str, str | None]]:
+    """(prospect, E.164, extension) of every valid number the source account holds."""
+    expected = set()
+    for phone in source.state()["phoneNumbers"]:
+        attributes = phone["attributes"]
+        read = _valid_e164(attributes["number"], attributes["countryCode"], attributes["extension"])
+        if read:
+            expected.add((phone["relationships"]["prospect"]["data"]["id"], *read))
+    return expected
+
+
 @pytest.fixture
 def accounts() -> Iterator[tuple[EmulatorProcess, EmulatorProcess]]:
     """A source Outreach account with phones and a destination with the same prospects."""
@@ -84,31 +107,18 @@ def test_meltano_run_outreach_to_outreach(
 ) -> None:
     """`meltano run tap-crmphones target-crmphones` copies every valid number exactly once."""
     source, destination = accounts
-    env = {
-        "CRMPHONES_SOURCE_PORT": source.url.rsplit(":", 1)[1],
-        "CRMPHONES_DESTINATION_PORT": destination.url.rsplit(":", 1)[1],
-        "CRMPHONES_SOURCE_TOKEN": "e2e-source-token",
-        "CRMPHONES_DESTINATION_TOKEN": "e2e-destination-token",
-        "TARGET_CRMPHONES_STAGING_PATH": str(tmp_path / "e2e.duckdb"),
-    }
+    env = _outreach_env(source, destination, tmp_path)
     suffix = uuid.uuid4().hex[:8]
     result = _meltano("run", "--state-id-suffix", suffix, "tap-crmphones", "target-crmphones",
                       env=env)
     assert result.returncode == 0, result.stderr[-6000:]
 
-    held = source.state()["phoneNumbers"]
     written = destination.state()["phoneNumbers"]
     assert written, "the destination received phone numbers"
     keys = [(p["relationships"]["prospect"]["data"]["id"], p["attributes"]["number"],
              p["attributes"]["extension"]) for p in written]
     assert len(keys) == len(set(keys)), "no phone twice"
-    expected = set()
-    for phone in held:
-        attributes = phone["attributes"]
-        read = _valid_e164(attributes["number"], attributes["countryCode"], attributes["extension"])
-        if read:
-            expected.add((phone["relationships"]["prospect"]["data"]["id"], *read))
-    assert set(keys) == expected, "every valid number, on its prospect, and nothing else"
+    assert set(keys) == _valid_outreach_phones(source), "every valid number on its prospect, only"
     assert "e2e-destination-token" not in result.stderr
 
     # A second scheduled run resumes from the saved state and writes nothing new.
@@ -133,14 +143,8 @@ def test_meltano_run_stopped_with_ctrl_c_then_rerun_ends_exact(
     destination = EmulatorProcess("outreach", "--records", "0", "--parents", "200", "--seed",
                                   "13", "--token", "e2e-destination-token", "--latency-ms", "40")
     try:
-        env = {
-            "CRMPHONES_SOURCE_PORT": source.url.rsplit(":", 1)[1],
-            "CRMPHONES_DESTINATION_PORT": destination.url.rsplit(":", 1)[1],
-            "CRMPHONES_SOURCE_TOKEN": "e2e-source-token",
-            "CRMPHONES_DESTINATION_TOKEN": "e2e-destination-token",
-            "TARGET_CRMPHONES_STAGING_PATH": str(tmp_path / "e2e.duckdb"),
-            "TARGET_CRMPHONES_BATCH_SIZE_ROWS": "50",
-        }
+        env = {**_outreach_env(source, destination, tmp_path),
+               "TARGET_CRMPHONES_BATCH_SIZE_ROWS": "50"}
         run = ("run", "--state-id-suffix", uuid.uuid4().hex[:8], "tap-crmphones",
                "target-crmphones")
         process = subprocess.Popen(
@@ -163,13 +167,7 @@ def test_meltano_run_stopped_with_ctrl_c_then_rerun_ends_exact(
         again = _meltano(*run, env=env)
         assert again.returncode == 0, again.stderr[-6000:]
 
-        expected = set()
-        for phone in source.state()["phoneNumbers"]:
-            attributes = phone["attributes"]
-            read = _valid_e164(attributes["number"], attributes["countryCode"],
-                               attributes["extension"])
-            if read:
-                expected.add((phone["relationships"]["prospect"]["data"]["id"], *read))
+        expected = _valid_outreach_phones(source)
         written = [(p["relationships"]["prospect"]["data"]["id"], p["attributes"]["number"],
                     p["attributes"]["extension"]) for p in destination.state()["phoneNumbers"]]
     finally:
@@ -187,19 +185,8 @@ def test_meltano_run_a_given_up_write_holds_the_bookmark_back(
     """A write the destination keeps failing fails the run without moving the bookmark past
     it; the next scheduled run, from the saved state, writes what was owed, once."""
     source, destination = accounts
-    env = {
-        "CRMPHONES_SOURCE_PORT": source.url.rsplit(":", 1)[1],
-        "CRMPHONES_DESTINATION_PORT": destination.url.rsplit(":", 1)[1],
-        "CRMPHONES_SOURCE_TOKEN": "e2e-source-token",
-        "CRMPHONES_DESTINATION_TOKEN": "e2e-destination-token",
-        "TARGET_CRMPHONES_STAGING_PATH": str(tmp_path / "e2e.duckdb"),
-    }
-    expected = set()
-    for phone in source.state()["phoneNumbers"]:
-        attributes = phone["attributes"]
-        read = _valid_e164(attributes["number"], attributes["countryCode"], attributes["extension"])
-        if read:
-            expected.add((phone["relationships"]["prospect"]["data"]["id"], *read))
+    env = _outreach_env(source, destination, tmp_path)
+    expected = _valid_outreach_phones(source)
     failing = sorted(expected)[len(expected) // 2][1][-7:]  # one number's digits
     config = f"{destination.url}/_emulator/config"
     httpx.post(config, json={"fail_writes_containing": failing}).raise_for_status()
