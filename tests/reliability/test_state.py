@@ -15,7 +15,7 @@ import typing as t
 import duckdb
 
 from crmphones_emulators import Faults
-from tests.reliability.conftest import DESTINATIONS, serve, singer_input
+from tests.reliability.conftest import DESTINATIONS, run_target, serve, singer_input
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -72,12 +72,8 @@ def test_long_load_passes_states_on_as_it_goes(tmp_path: pathlib.Path) -> None:
     try:
         config = {**DESTINATIONS["outreach"].settings(server.url),
                   "staging_path": str(tmp_path / "ledger.duckdb"), "batch_size_rows": 100}
-        config_file = tmp_path / "target.json"
-        config_file.write_text(json.dumps(config))
-        result = subprocess.run(
-            [sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
-            input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=300, check=True,
-            cwd=tmp_path)
+        result = run_target(config, lines, tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
     finally:
         server.stop()
     printed = [json.loads(line)["bookmarks"]["phones"]["upto"] for line in result.stdout.splitlines()]
@@ -93,12 +89,8 @@ def test_a_dry_run_prints_no_state(tmp_path: pathlib.Path) -> None:
     try:
         config = {**DESTINATIONS["outreach"].settings(server.url), "dry_run": True,
                   "staging_path": str(tmp_path / "ledger.duckdb"), "batch_size_rows": 100}
-        config_file = tmp_path / "target.json"
-        config_file.write_text(json.dumps(config))
-        result = subprocess.run(
-            [sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
-            input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=300, check=True,
-            cwd=tmp_path)
+        result = run_target(config, lines, tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
     finally:
         server.stop()
     assert result.stdout == ""
