@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import os
 import typing as t
 
@@ -138,12 +139,13 @@ def in_flight_at_once(log: Iterable[LoggedRequest]) -> int:
     """The most requests the emulator held at one time, from its request log: concurrency
     seen by the server (one request arrived before another was answered), not inferred from
     how long a run took."""
-    events = sorted([(r.at, 1) for r in log] + [(r.done, -1) for r in log],
-                    key=lambda e: (e[0], e[1]))  # an answer leaving ends before the next arrives
-    most = running = 0
-    for _, step in events:
-        running += step
-        most = max(most, running)
+    most = 0
+    answering: list[float] = []  # when each request in flight was answered (a heap)
+    for request in sorted(log, key=lambda r: r.at):
+        while answering and answering[0] <= request.at:  # answered before this one arrived
+            heapq.heappop(answering)
+        heapq.heappush(answering, request.done)
+        most = max(most, len(answering))  # this one and those still in flight
     return most
 
 
