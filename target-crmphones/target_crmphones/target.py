@@ -55,6 +55,8 @@ class TargetCRMPhones(Target):
         take SIGTERM and SIGINT over from the SDK (see ``_on_stop_signal``)."""
         super().__init__(*args, **kwargs)
         self._drained_upto = 0
+        #: Records read before the last STATE handed on: what the bookmark covers.
+        self._bookmarked_upto = 0
         self._held_state: t.Callable[[], None] | None = None
         #: The signal that asked the run to stop, once one did.
         self.stop_signal: int | None = None
@@ -176,6 +178,7 @@ class TargetCRMPhones(Target):
         if self.stop_signal is not None:
             return False  # the drain may have stopped before writing every record
         hand_on()
+        self._bookmarked_upto = self._drained_upto
         return True
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -261,7 +264,8 @@ class TargetCRMPhones(Target):
             return WritesGivenUpError(
                 f"{self.load.given_up} writes were given up ({self.dialect.title} kept failing; "
                 "see the run report): the bookmark was held back before them, so the next run "
-                "reads them again")
+                f"reads the last {self.load.records_seen - self._bookmarked_upto} records of "
+                "this one again")
         if self._rejected_too_much():
             return TooManyRejectsError(
                 f"{self.load.rejected_fraction():.1%} of the records received were rejected, "

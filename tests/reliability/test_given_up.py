@@ -53,6 +53,7 @@ def test_a_given_up_write_holds_the_bookmark_back(dialect: str, tmp_path: pathli
         bookmark = printed[-1] if printed else 0
         # Every STATE printed precedes the first record whose write was given up.
         assert bookmark < given_up[0] <= bookmark + EVERY
+        assert f"reads the last {RECORDS - bookmark} records" in first.stderr.strip().splitlines()[-1]
 
         # The next run: the outage is over, and the tap reads again from the saved bookmark.
         server.faults.fail_writes_containing = ""
