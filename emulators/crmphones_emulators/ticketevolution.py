@@ -371,14 +371,21 @@ class TicketEvolutionApp:
             errors["name"] = ["can't be blank"]
         return clean, errors
 
-    def _create_clients(self, request: Request) -> Response:
-        """POST /clients: `{"clients":[...]}` even for one (§3); answered like phone creation."""
+    def _array(self, request: Request, key: str) -> list[t.Any] | Response:
+        """The body's `key` array (§3: an array even for one), or the 400 that refuses it."""
         body = self._json(request)
         if isinstance(body, Response):
             return body
-        items = body.get("clients") if isinstance(body, dict) else None
+        items = body.get(key) if isinstance(body, dict) else None
         if not isinstance(items, list) or not items:
-            return _bad_request("clients must be a non-empty array")
+            return _bad_request(f"{key} must be a non-empty array")
+        return items
+
+    def _create_clients(self, request: Request) -> Response:
+        """POST /clients: `{"clients":[...]}` even for one (§3); answered like phone creation."""
+        items = self._array(request, "clients")
+        if isinstance(items, Response):
+            return items
         checked = []
         for item in items:
             clean, errors = self._client_fields(item)
@@ -494,12 +501,9 @@ class TicketEvolutionApp:
         collection; all-or-nothing: any invalid item -> 422 and nothing is created [A]."""
         if client_id not in self.clients:
             return _not_found()
-        body = self._json(request)
-        if isinstance(body, Response):
-            return body
-        items = body.get("phone_numbers") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not items:
-            return _bad_request("phone_numbers must be a non-empty array")
+        items = self._array(request, "phone_numbers")
+        if isinstance(items, Response):
+            return items
         checked: list[dict[str, t.Any]] = []
         errors: dict[str, list[str]] = {}
         for item in items:
