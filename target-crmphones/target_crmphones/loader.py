@@ -1,8 +1,9 @@
 """One load into one CRM account: normalize -> stage -> de-duplicate -> diff -> write -> account.
 
 Each step is one method. The sinks hand each batch here as one Arrow table of intake rows
-(made by ``Intake``); every record ends in exactly
-one outcome recorded in the staging ledger:
+(made by ``Intake``), which is staged; once the input ends, the run is de-duplicated, diffed
+and written owner by owner (``write_run``). Every record ends in exactly one outcome recorded
+in the staging ledger:
 ``received = created + updated + unchanged + merged + rejected``.
 """
 
@@ -21,7 +22,6 @@ from crmphones.errors import FatalRequestError, TransientError
 from crmphones.http import AbortedError, AmbiguousWriteError
 from crmphones.plan import PlannedWrite, phone_key, plan_writes
 from crmphones.records import Outcome, Owner, PhoneRecord, WriteResult
-from target_crmphones.destination_view import DestinationView
 from target_crmphones.intake import Intake, wanted_phones
 from target_crmphones.report import build_report, to_markdown, write_report
 from target_crmphones.staging import Staging, intake_table
@@ -33,16 +33,16 @@ if t.TYPE_CHECKING:
 
     from crmphones.dialects.base import Dialect
 
-__all__ = ["NOT_SENT_FAILED", "NOT_SENT_STOPPED", "REUSE_READS_SECONDS", "STOP_GRACE_SECONDS",
-           "Load"]
+__all__ = ["CHUNK_ROWS", "NOT_SENT_FAILED", "NOT_SENT_REJECTED_TOO_MUCH", "NOT_SENT_STOPPED",
+           "STOP_GRACE_SECONDS", "Load"]
 
 logger = logging.getLogger("target-crmphones")
 
 _PROGRESS_SECONDS = 10.0
 _MAX_CONSECUTIVE_TRANSIENT = 5  # past this the API is down, not flaky: stop the run
 _DRY_RUN_SAMPLE = 20
-#: How long what a batch read of an owner serves later batches of the run, by default.
-REUSE_READS_SECONDS = 120.0
+#: About how many records' owners are read, planned and written together at the run's end.
+CHUNK_ROWS = 10_000
 #: Once a stop is asked for, how long the writes in flight get to finish (and be recorded)
 #: before their retries and waits are cut short: a scheduler's SIGTERM is followed by a
 #: SIGKILL after its own grace (Kubernetes: 30 s by default), which this must stay well under.
@@ -52,6 +52,9 @@ STOP_GRACE_SECONDS = 5.0
 NOT_SENT_STOPPED = "interrupted: not sent; the next run sends it"
 #: The same, for a run that failed (the runs row holds the error).
 NOT_SENT_FAILED = "failed run: not sent; the next run sends it"
+#: The same, for a run whose input was rejected more than ``max_rejected_fraction`` allows.
+NOT_SENT_REJECTED_TOO_MUCH = ("not sent: too much of the run's input was rejected "
+                              "(max_rejected_fraction)")
 
 OutcomeRow = tuple[int, str, "str | None", t.Any, "str | None"]
 
@@ -61,8 +64,7 @@ class Load:
 
     def __init__(self, dialect: Dialect, staging_path: str, *, dry_run: bool,
                  intake: Intake | None = None, report_dir: str | None = None,
-                 progress_seconds: float = _PROGRESS_SECONDS,
-                 reuse_reads_seconds: float = REUSE_READS_SECONDS) -> None:
+                 progress_seconds: float = _PROGRESS_SECONDS) -> None:
         """Open the ledger and register the run.
 
         Args:
@@ -73,8 +75,6 @@ class Load:
                 by default one for ``dialect`` without a parent map.
             report_dir: Where the run report files go (None: log only).
             progress_seconds: Least time between two progress lines.
-            reuse_reads_seconds: How long an owner's phones read for one batch's diff serve
-                the next batches (``DestinationView``); 0 reads them for every batch.
         """
         self.dialect = dialect
         self.report_dir = report_dir
@@ -88,7 +88,6 @@ class Load:
         self.run_id = uuid.uuid4().hex
         self.staging = Staging(staging_path, self.run_id)
         self.staging.start_run(dialect.name, dry_run=dry_run)
-        self.view = DestinationView(self.staging, reuse_reads_seconds)
         self.intake = intake or Intake(dialect, None)
         self.records_seen = 0
         #: Writes given up in this run (the API kept failing): no STATE may pass them.
@@ -163,38 +162,50 @@ class Load:
         self._received += 1
         self._tally[Outcome.REJECTED.value] += self.staging.stage(intake_table([row]))
 
-    def load_batch(self, batch: Sequence[tuple[int, str, dict[str, t.Any]]]) -> None:
-        """Take one batch of (seq, stream, record) from receipt to recorded outcome."""
-        self.load_table(intake_table(self.intake.rows(batch)))
+    def stage_batch(self, batch: Sequence[tuple[int, str, dict[str, t.Any]]]) -> None:
+        """Stage one batch of (seq, stream, record)."""
+        self.stage(intake_table(self.intake.rows(batch)))
 
-    def load_table(self, table: pa.Table) -> None:
-        """Take one batch (one stream's intake rows, in ``seq`` order) to recorded outcomes."""
+    def stage(self, table: pa.Table) -> None:
+        """Stage one batch (one stream's intake rows, in ``seq`` order); nothing is decided
+        before the input ends (``write_run``), so the latest record of the run wins."""
         if not table.num_rows:
             return
         self._received += table.num_rows
         self._tally[Outcome.REJECTED.value] += self.staging.stage(table)
-        stream, first, last = table["stream"][0].as_py(), table["seq"][0].as_py(), table[
-            "seq"][-1].as_py()
-        winners, merged = self.staging.winners_and_merged(stream, first, last)
-        self._outcomes([(seq, Outcome.MERGED.value, None, None, "duplicate of a later record")
-                        for seq in merged])
-        if self._stopping.is_set():
-            return  # staged, not sent: the run's end records the rest (``settle_unsent``)
-        try:
-            plans = self.hold_back_refused(self.diff(wanted_phones(self.dialect.name, winners)),
-                                           {row[0]: row[1] for row in winners})
-            self.write(plans)
-        except AbortedError:
-            if not self.stop_requested:
-                raise
-            # The stop's grace ran out mid-batch: what has no outcome is settled at the end.
+        self._maybe_log_progress()
+
+    def write_run(self, chunk_rows: int = CHUNK_ROWS) -> None:
+        """Decide and write the whole run, once its input has ended.
+
+        Decisions are the run's, not a batch's: of the records naming the same phone, the
+        latest of the run wins (the others are merged), and each owner is read from the
+        destination and planned once, with every phone the run wants of it (its types and
+        primaries decided together). So a second run of the same input sends nothing, however
+        its records were batched. Owners go in chunks of about ``chunk_rows`` records.
+        """
+        merged = self.staging.settle_duplicates(chunk_rows)
+        self._tally[Outcome.MERGED.value] += merged
+        for chunk in range(self.staging.winner_chunks()):
+            if self._stopping.is_set():
+                return  # the run's end records what has no outcome (``settle_unsent``)
+            winners = self.staging.winners(chunk)
+            try:
+                plans = self.hold_back_refused(
+                    self.diff(wanted_phones(self.dialect.name, winners)),
+                    {row[0]: row[1] for row in winners})
+                self.write(plans)
+            except AbortedError:
+                if not self.stop_requested:
+                    raise
+                return  # the stop's grace ran out mid-chunk: the rest is settled at the end
 
     def diff(self, wanted: Sequence[tuple[int, PhoneRecord]]) -> list[PlannedWrite]:
-        """Compare with the destination's phones of the owners this batch touches."""
+        """Compare with the destination's phones of the owners these phones name."""
         if not wanted:
             return []
         owners = sorted({Owner.of(phone) for _, phone in wanted})
-        current = self.view.phones(owners, self.dialect.current_phones)
+        current = list(self.dialect.current_phones(owners))
         return self.dialect.settle(plan_writes(wanted, current, self.dialect), current)
 
     def hold_back_refused(self, plans: list[PlannedWrite], fingerprints: dict[int, str]
@@ -236,7 +247,6 @@ class Load:
             if plan.action in ("create", "update"):
                 (creates if plan.action == "create" else updates)[Owner.of(plan.wanted)].append(plan)
         owners = list(dict.fromkeys([*updates, *creates]))
-        self.view.forget(owners)  # before any write: one that fails may still have landed
         if self.dialect.concurrency == 1 or len(owners) <= 1:
             # One at a time, as before concurrency: every update, then each owner's creates.
             for plan in (p for p in plans if p.action == "update"):
@@ -320,6 +330,9 @@ class Load:
         """Record outcomes in the ledger, keep the tally, and say how far the run is."""
         self.staging.record_outcomes(rows)
         self._tally.update(row[1] for row in rows)
+        self._maybe_log_progress()
+
+    def _maybe_log_progress(self) -> None:
         now = time.monotonic()
         if now - self._last_progress >= self.progress_seconds:
             self._last_progress = now
@@ -331,7 +344,8 @@ class Load:
         done = ", ".join(f"{k}={self._tally[k]}" for k in (o.value for o in Outcome))
         left = ""
         if self._writes_left and rate:
-            left = f"; {self._writes_left} writes left in this batch, about {self._writes_left / rate:.0f}s"
+            left = (f"; {self._writes_left} writes left in this chunk of owners, about "
+                    f"{self._writes_left / rate:.0f}s")
         logger.info("progress: received=%d %s; %d API calls (%.1f/s)%s", self._received, done,
                     calls, rate, left)
 
@@ -457,9 +471,6 @@ class Load:
         logger.info("API calls: %d %s in %.1fs (%.1f/s), %.1fs waiting on rate limits",
                     report["api_calls"], report["api_calls_by_status"], duration,
                     report["api_calls_per_second"], report["rate_limit_wait_seconds"])
-        if self.view.owners_reused:
-            logger.info("owners' phones read for diffs: %d; taken from this run's earlier reads: "
-                        "%d (reuse_reads_seconds)", self.view.owners_read, self.view.owners_reused)
         if report["files"]:
             logger.info("run report: %s (every record's outcome: %s)",
                         report["files"]["markdown"], report["files"]["csv"])

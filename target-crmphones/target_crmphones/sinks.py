@@ -56,9 +56,9 @@ class PhoneSink(BatchSink):
     def process_batch(self, context: dict) -> None:
         """Hand the batch, its rows in arrival order as one table, to the load.
 
-        While the SDK reads a BATCH file its ``records`` are only collected: they are loaded
+        While the SDK reads a BATCH file its ``records`` are only collected: they are staged
         once the whole file is read (``process_batch_files``), so a file that breaks midway
-        stops the run before any of its records is written.
+        stops the run before anything is written.
         """
         if self._reading is not None:
             self._reading.extend(context.get("records", ()))
@@ -66,24 +66,17 @@ class PhoneSink(BatchSink):
         rows = context.get("rows") or [self.load.receive(self.stream_name, record)
                                        for record in context.get("records", ())]
         if rows:
-            self.load.load_table(intake_table(rows))
+            self.load.stage(intake_table(rows))
 
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: Sequence[str]) -> None:
         """Load the records of a BATCH message's files, in batches as RECORD messages are.
 
         The SDK reads each file (its storage, its formats, its record counter); a file it
         cannot read, or an encoding it cannot decode, stops the run in one line naming it,
-        before any STATE after the message is passed on.
-
-        Records that came as RECORD messages before this one are settled first: the ledger
-        takes a batch as one stream's records between two sequence numbers, and the latest
-        of duplicates wins, so the file's records must not be loaded ahead of them.
+        before any STATE after the message is passed on. Where the records sit in the run is
+        their sequence numbers' business: the file's come after the RECORD messages before it.
         """
         check_encoding(encoding)
-        if self.current_size:
-            with self.batch_processing_timer:
-                self.process_batch(self.start_drain())
-            self.mark_drained()
         for url in files:
             for chunk in _chunks(self._read_file(encoding, url), self.max_size):
                 self.process_batch({"records": chunk})

@@ -78,7 +78,7 @@ INTAKE_COLUMNS = STAGED_COLUMNS[1:]
 # it again (a third of the insert's time).
 _INTAKE_TYPES = {"seq": pa.int64(), "is_primary": pa.bool_(), "record": pa.json_()}
 INTAKE_SCHEMA = pa.schema([(c, _INTAKE_TYPES.get(c, pa.string())) for c in INTAKE_COLUMNS])
-#: A winning row as ``Staging.winners_and_merged`` gives it (the last ten are ``PhoneRecord``
+#: A winning row as ``Staging.winners`` gives it (the last ten are ``PhoneRecord``
 #: fields, but ``ancestors`` is its JSON text).
 WINNER_COLUMNS = ("seq", "fingerprint", "parent_type", "parent_id", "ancestors", "number",
                   "e164", "extension", "region", "phone_type", "label", "is_primary")
@@ -101,7 +101,6 @@ class Staging:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.run_id = run_id
         self._refused_earlier = False  # whether earlier runs refused any input (start_run)
-        self._kept_reads = False  # whether this run kept destination reads (keep_read)
         # Every statement still commits to the WAL (each outcome is durable as it is
         # recorded); folding the WAL into the file at DuckDB's default 16 MB made checkpoints
         # a large share of a long load. One thread: a batch's statements are small, and
@@ -150,30 +149,50 @@ class Staging:
                 [self.run_id, _now()]).fetchone()
         return row[0] if row else 0
 
-    def winners_and_merged(self, stream: str, first_seq: int, last_seq: int
-                           ) -> tuple[list[tuple[t.Any, ...]], list[int]]:
-        """De-duplicate a batch: one row per owner + E.164 + extension, the latest wins.
+    def settle_duplicates(self, chunk_rows: int) -> int:
+        """De-duplicate the whole run: one record per owner + E.164 + extension, the latest
+        of the run wins, whatever its stream or batch; the others are recorded as merged.
 
-        A batch is one stream's records between two sequence numbers; other streams' records
-        in that range (streams interleave) belong to their own batches.
+        The winners are kept for ``winners`` in chunks of about ``chunk_rows`` records that
+        never split an owner, so each owner is read from the destination and decided once.
 
         Returns:
-            Each winning row as a tuple of ``WINNER_COLUMNS``, in order, and the ``seq`` of
-            every row merged into one.
+            How many records were merged into a later one.
         """
-        query = f"""
-            SELECT {', '.join(WINNER_COLUMNS)}, row_number() OVER (
-                PARTITION BY parent_type, parent_id, coalesce(ancestors, ''), e164,
-                             coalesce(extension, '')
-                ORDER BY seq DESC) = 1 AS wins
-            FROM staged
-            WHERE run_id = ? AND stream = ? AND seq BETWEEN ? AND ? AND reject_reason IS NULL
-            ORDER BY seq
-        """
-        rows = self.connection.execute(query, [self.run_id, stream, first_seq, last_seq]
-                                       ).fetchall()
-        # Rows as DuckDB gives them (``intake.wanted_phones`` reads them by position).
-        return [row[:-1] for row in rows if row[-1]], [row[0] for row in rows if not row[-1]]
+        self.connection.execute(
+            f"""CREATE OR REPLACE TEMP TABLE ranked AS
+                SELECT {', '.join(WINNER_COLUMNS)},
+                       [parent_type, parent_id, coalesce(ancestors, '')] AS owner,
+                       row_number() OVER (PARTITION BY owner, e164, coalesce(extension, '')
+                                          ORDER BY seq DESC) = 1 AS wins
+                FROM staged WHERE run_id = ? AND reject_reason IS NULL""", [self.run_id])
+        row = self.connection.execute(
+            """INSERT INTO outcomes
+               SELECT ?, seq, 'merged', NULL, NULL, 'duplicate of a later record', ?
+               FROM ranked WHERE NOT wins ORDER BY seq""", [self.run_id, _now()]).fetchone()
+        # An owner's chunk: the winners before its first one, in owner order, over the size.
+        self.connection.execute(
+            """CREATE OR REPLACE TEMP TABLE run_winners AS
+               WITH owners AS (
+                   SELECT owner, (sum(count(*)) OVER (ORDER BY owner ROWS UNBOUNDED PRECEDING)
+                                  - count(*)) // ? AS chunk
+                   FROM ranked WHERE wins GROUP BY owner)
+               SELECT r.* EXCLUDE (owner, wins), o.chunk
+               FROM ranked r JOIN owners o USING (owner) WHERE r.wins
+               ORDER BY o.chunk, r.seq""", [max(chunk_rows, 1)])
+        self.connection.execute("DROP TABLE ranked")
+        return row[0] if row else 0
+
+    def winner_chunks(self) -> int:
+        """How many chunks ``settle_duplicates`` made."""
+        (last,), = self.connection.execute("SELECT max(chunk) FROM run_winners").fetchall()
+        return 0 if last is None else last + 1
+
+    def winners(self, chunk: int) -> list[tuple[t.Any, ...]]:
+        """One chunk's winning rows, each a tuple of ``WINNER_COLUMNS``, in ``seq`` order."""
+        return self.connection.execute(
+            f"SELECT {', '.join(WINNER_COLUMNS)} FROM run_winners WHERE chunk = ? ORDER BY seq",
+            [chunk]).fetchall()
 
     def record_outcomes(self, outcomes: Sequence[tuple[int, str, str | None, t.Any, str | None]]) -> None:
         """Insert outcomes: (seq, outcome, destination_id, changes, detail)."""
@@ -352,63 +371,6 @@ class Staging:
             [list(fingerprints)]).fetchall()
         return {fingerprint: (detail, runs) for fingerprint, detail, runs in rows}
 
-    # -- what this run read of the destination (``destination_view``) -------------------
-
-    def keep_read(self, owners: Sequence[str], read_at: float,
-                  phones: Sequence[tuple[str, str]]) -> None:
-        """Keep what was just read of these owners (keys), replacing what was kept of them:
-        ``phones`` are (owner, phone as JSON), in the order read; an owner may have none.
-
-        TEMP tables: memory-bounded like the rest (they spill), and gone with the run."""
-        if not self._kept_reads:
-            self.connection.execute(
-                """CREATE TEMP TABLE read_owners (owner VARCHAR, read_at DOUBLE);
-                   CREATE TEMP TABLE read_phones (owner VARCHAR, ord BIGINT, phone VARCHAR)""")
-            self._kept_reads = True
-        self.forget_read(owners)
-        self._insert("read_owners", pa.table({"owner": pa.array(owners, pa.string()),
-                                              "read_at": [read_at] * len(owners)}))
-        if phones:
-            keys, texts = zip(*phones, strict=True)
-            self._insert("read_phones", pa.table({
-                "owner": pa.array(keys, pa.string()),
-                "ord": pa.array(range(len(keys)), pa.int64()),
-                "phone": pa.array(texts, pa.string())}))
-
-    def read_since(self, owners: Sequence[str], since: float) -> dict[str, list[str]]:
-        """What was kept of these owners (keys) if read at ``since`` or later: owner -> its
-        phones as JSON, in the order read (an empty list: read, and it had none)."""
-        if not self._kept_reads or not owners:
-            return {}
-        # The keys as a registered table: DuckDB plans a list parameter far worse.
-        # An owner's phones were kept by one insert, numbered in the order read: sorting on
-        # that number alone keeps each owner's order (sorting on the owner too tripled it).
-        with self._registered("owner_keys", _keys(owners)):
-            rows = self.connection.execute(
-                """SELECT o.owner, p.phone
-                   FROM owner_keys JOIN read_owners o USING (owner)
-                        LEFT JOIN read_phones p USING (owner)
-                   WHERE o.read_at >= ? ORDER BY p.ord""", [since]).fetchall()
-        kept: dict[str, list[str]] = {}
-        for owner, phone in rows:
-            phones = kept.setdefault(owner, [])
-            if phone is not None:
-                phones.append(phone)
-        return kept
-
-    def forget_read(self, owners: Sequence[str]) -> None:
-        """Drop what was kept of these owners (keys): they are read again when next needed."""
-        if owners and self._kept_reads:
-            with self._registered("owner_keys", _keys(owners)):
-                for table in ("read_owners", "read_phones"):
-                    self.connection.execute(
-                        f"DELETE FROM {table} WHERE owner IN (SELECT owner FROM owner_keys)")
-
-    def _insert(self, table: str, rows: pa.Table) -> None:
-        """Append an Arrow table whose columns are ``table``'s, in order."""
-        with self._registered("new_rows", rows):
-            self.connection.execute(f"INSERT INTO {table} SELECT * FROM new_rows")
-
     @contextlib.contextmanager
     def _registered(self, name: str, rows: pa.Table) -> Iterator[None]:
         """``rows`` queryable as ``name`` for the statements run inside."""
@@ -432,10 +394,6 @@ def intake_table(rows: Sequence[dict[str, t.Any]]) -> pa.Table:
     # Column by column: several times faster than Arrow's row-wise from_pylist.
     return pa.Table.from_pydict({c: [row[c] for row in rows] for c in INTAKE_COLUMNS},
                                 schema=INTAKE_SCHEMA)
-
-
-def _keys(owners: Sequence[str]) -> pa.Table:
-    return pa.table({"owner": pa.array(owners, pa.string())})
 
 
 def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, t.Any]]:

@@ -24,7 +24,12 @@ from crmphones.errors import (
 from crmphones.mapping import load_parent_map
 from crmphones.settings import common_settings, dialect_for
 from target_crmphones.intake import Intake
-from target_crmphones.loader import NOT_SENT_FAILED, NOT_SENT_STOPPED, REUSE_READS_SECONDS, Load
+from target_crmphones.loader import (
+    NOT_SENT_FAILED,
+    NOT_SENT_REJECTED_TOO_MUCH,
+    NOT_SENT_STOPPED,
+    Load,
+)
 from target_crmphones.reader import TolerantSingerReader
 from target_crmphones.sinks import PhoneSink
 
@@ -54,9 +59,8 @@ class TargetCRMPhones(Target):
         """Take STATE messages in through the reader, to hand each on once it is safe, and
         take SIGTERM and SIGINT over from the SDK (see ``_on_stop_signal``)."""
         super().__init__(*args, **kwargs)
-        self._drained_upto = 0
-        #: Records read before the last STATE handed on: what the bookmark covers.
-        self._bookmarked_upto = 0
+        #: The share of the input rejected at intake, when too much to write any of it.
+        self._withheld: float | None = None
         self._held_state: t.Callable[[], None] | None = None
         #: The signal that asked the run to stop, once one did.
         self.stop_signal: int | None = None
@@ -94,7 +98,8 @@ class TargetCRMPhones(Target):
         th.Property(
             "progress_seconds", th.NumberType, default=10,
             description="Least seconds between two progress lines on long runs (records so "
-            "far by outcome, API calls per second, writes left in the batch and time left).",
+            "far by outcome, API calls per second, writes left in the chunk of owners being "
+            "written and time left).",
         ),
         th.Property(
             "dry_run", th.BooleanType, default=False,
@@ -105,14 +110,6 @@ class TargetCRMPhones(Target):
             description="Fail the run (exit 1, and no final STATE, so the bookmark stays) when "
             "more than this fraction of the records it received were rejected: a guard "
             "against feeding a CRM from garbage. Empty: never.",
-        ),
-        th.Property(
-            "reuse_reads_seconds", th.NumberType, default=REUSE_READS_SECONDS,
-            description="How long an owner's phones, read from the CRM for one batch's diff, "
-            "serve the later batches of the run that hold the same owner, instead of a new "
-            "read (an owner the run writes to is read again). A CRM edit in that time is not "
-            "seen, as one between a batch's read and its writes never is. 0: read for every "
-            "batch.",
         ),
     ).to_dict()
 
@@ -132,8 +129,6 @@ class TargetCRMPhones(Target):
             intake=Intake(self.dialect, load_parent_map(map_path) if map_path else None),
             report_dir=self.config.get("report_dir", ".crmphones/reports") or None,
             progress_seconds=float(self.config.get("progress_seconds", 10)),
-            reuse_reads_seconds=float(self.config.get("reuse_reads_seconds",
-                                                      REUSE_READS_SECONDS)),
         )
         on_failure(self.end_failed_run)
         if self.stop_signal is not None:
@@ -148,38 +143,38 @@ class TargetCRMPhones(Target):
         return sink
 
     def _hold_state(self, hand_on: t.Callable[[], None]) -> None:
-        """Hold the latest STATE; once a batch's worth of records has come since the last
-        drain, settle them all and pass it on.
+        """Hold the latest STATE until the run is written (``_write_and_release_state``).
 
         The SDK prints the latest STATE it was handed whenever it drains every sink, so a
         STATE reaches it only once every record before it is written or refused: not in a
-        dry run (nothing was written), and never past a write that was given up.
+        dry run (nothing was written), and never past a write that was given up. Nothing is
+        written before the input ends (decisions are the run's), so that is the run's end;
+        a STATE before any record covers nothing unwritten and goes on at once.
         """
-        self._held_state = hand_on
         if "load" not in self.__dict__:
-            self._release_state()
+            hand_on()
             return
-        batch = self.config.get("batch_size_rows") or PhoneSink.MAX_SIZE_DEFAULT
-        if self.load.records_seen - self._drained_upto >= batch and self._release_state():
-            self.drain_all()  # nothing left to write: prints the STATE just handed on
+        self._held_state = hand_on
 
-    def _release_state(self, *, final: bool = False) -> bool:
-        """Settle every record read so far, then hand the held STATE on if it is safe (at the
-        end of the input, only if the run did not reject too much of it); return whether it
-        was."""
+    def _write_and_release_state(self) -> None:
+        """At the end of the input: stage what the sinks hold, write the run (unless it
+        rejected too much to be trusted), then hand the held STATE on if it is safe."""
         hand_on, self._held_state = self._held_state, None
-        if "load" in self.__dict__:
-            self.drain_all()
-            self._drained_upto = self.load.records_seen
-        if hand_on is None or self.config.get("dry_run") or (final and self._rejected_too_much()):
-            return False
-        if "load" in self.__dict__ and self.load.given_up:
-            return False
-        if self.stop_signal is not None:
-            return False  # the drain may have stopped before writing every record
+        if "load" not in self.__dict__:
+            if hand_on is not None:
+                hand_on()
+            return
+        self.drain_all()  # stages the sinks' last records
+        if self._rejected_too_much():
+            # Nothing is sent from input this broken; ``_failure`` says so.
+            self._withheld = self.load.rejected_fraction()
+            self.load.settle_unsent(NOT_SENT_REJECTED_TOO_MUCH)
+            return
+        self.load.write_run()
+        if (hand_on is None or self.config.get("dry_run") or self.load.given_up
+                or self.stop_signal is not None):
+            return  # a stop may have come before every record was written
         hand_on()
-        self._bookmarked_upto = self._drained_upto
-        return True
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM or SIGINT: stop cleanly; a second one: stop at once.
@@ -243,7 +238,7 @@ class TargetCRMPhones(Target):
         accounting; fail in one line when writes were given up (the bookmark held back), when
         too much was rejected, or when a signal stopped the run (``_end_interrupted``)."""
         if self.stop_signal is None:
-            self._release_state(final=True)
+            self._write_and_release_state()
         if self.stop_signal is not None:
             self._end_interrupted(self.stop_signal)
         if self.config.get("dry_run"):
@@ -263,14 +258,19 @@ class TargetCRMPhones(Target):
         if self.load.given_up:
             return WritesGivenUpError(
                 f"{self.load.given_up} writes were given up ({self.dialect.title} kept failing; "
-                "see the run report): the bookmark was held back before them, so the next run "
-                f"reads the last {self.load.records_seen - self._bookmarked_upto} records of "
-                "this one again")
+                "see the run report): no STATE was passed on, so the next run reads this run's "
+                f"{self.load.records_seen} records again and writes only what is still missing")
+        limit = self.config.get("max_rejected_fraction")
+        if self._withheld is not None:
+            return TooManyRejectsError(
+                f"{self._withheld:.1%} of the records received were rejected, more than "
+                f"max_rejected_fraction ({limit}): nothing was sent, and no STATE was passed "
+                "on (see the run report)")
         if self._rejected_too_much():
             return TooManyRejectsError(
                 f"{self.load.rejected_fraction():.1%} of the records received were rejected, "
-                f"more than max_rejected_fraction ({self.config['max_rejected_fraction']}); "
-                "the last STATE was not passed on (see the run report)")
+                f"more than max_rejected_fraction ({limit}); no STATE was passed on (see the "
+                "run report)")
         return None
 
     def _rejected_too_much(self) -> bool:

@@ -50,7 +50,8 @@ def test_any_records_keep_the_accounting_identity(batch: list[dict[str, t.Any]])
     with tempfile.TemporaryDirectory() as folder:
         load = Load(dialect, f"{folder}/ledger.duckdb", dry_run=False, report_dir=None)
         try:
-            load.load_batch([(load.next_seq(), "phones", record) for record in batch])
+            load.stage_batch([(load.next_seq(), "phones", record) for record in batch])
+            load.write_run()
             counts = load.finish()
         finally:
             load.close()
@@ -251,7 +252,8 @@ def test_parent_ids_that_are_not_integers_never_reach_a_url(dialect: str, tmp_pa
         load = Load(dialect_for(DESTINATIONS[dialect].settings(server.url)),
                     str(tmp_path / "ledger.duckdb"), dry_run=False, report_dir=None)
         try:
-            load.load_batch([(load.next_seq(), "phones", record) for record in records])
+            load.stage_batch([(load.next_seq(), "phones", record) for record in records])
+            load.write_run()
             counts = load.finish()
         finally:
             load.close()
@@ -276,8 +278,9 @@ def _load(dialect: str, url: str, staging: str, batch: list[tuple[str, dict[str,
                 intake=Intake(destination, parent_map))
     try:
         for stream in dict.fromkeys(stream for stream, _ in batch):  # a batch is one stream's
-            load.load_batch([(load.next_seq(), stream, record) for name, record in batch
+            load.stage_batch([(load.next_seq(), stream, record) for name, record in batch
                              if name == stream])
+        load.write_run()
         counts = load.finish()
     finally:
         load.close()

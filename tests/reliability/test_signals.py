@@ -250,7 +250,8 @@ def test_the_grace_period_cuts_retries_short(tmp_path: pathlib.Path) -> None:
     threading.Timer(0.5, load.stop, kwargs={"grace": 0.5}).start()
     started = time.monotonic()
     try:
-        load.load_batch([(load.next_seq(), "phones", record) for record in records])
+        load.stage_batch([(load.next_seq(), "phones", record) for record in records])
+        load.write_run()
         took = time.monotonic() - started
         unsent = load.settle_unsent(NOT_SENT_STOPPED)
         counts = load.finish("interrupted", "stopped by the test")

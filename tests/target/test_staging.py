@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import typing as t
 
@@ -142,9 +143,9 @@ def test_records_are_stored_with_zstd(tmp_path: pathlib.Path) -> None:
 
 
 def test_winning_rows_become_the_phones_they_ask_for(tmp_path: pathlib.Path) -> None:
-    """De-duplication keeps the latest row per owner + E.164 + extension, and each winning row
-    becomes the ``PhoneRecord`` its fields say, field for field (``wanted_phones`` builds
-    them by position)."""
+    """De-duplication keeps the latest row of the run per owner + E.164 + extension, whatever
+    its stream, and each winning row becomes the ``PhoneRecord`` its fields say, field for
+    field (``wanted_phones`` builds them by position)."""
     base = dict.fromkeys(INTAKE_COLUMNS) | {"stream": "phones", "record": "{}",
                                            "parent_type": "location", "parent_id": "7"}
     rows = [
@@ -152,14 +153,18 @@ def test_winning_rows_become_the_phones_they_ask_for(tmp_path: pathlib.Path) -> 
         base | {"seq": 2, "fingerprint": "f2", "number": None, "e164": "+15145550102",
                 "extension": "12", "region": "CA", "phone_type": "work", "label": "Office",
                 "is_primary": True, "ancestors": '{"organization": "3"}'},
-        base | {"seq": 3, "fingerprint": "f3", "number": "(514) 555-0101",
+        base | {"seq": 3, "fingerprint": "f3", "number": "(514) 555-0101", "stream": "other",
                 "e164": "+15145550101", "phone_type": "mobile", "is_primary": False},
     ]
     ledger = Staging(str(tmp_path / "ledger.duckdb"), "w" * 32)
-    ledger.stage(intake_table(rows))
-    winners, merged = ledger.winners_and_merged("phones", 1, 3)
+    ledger.stage(intake_table(rows[:2]))
+    ledger.stage(intake_table(rows[2:]))
+    merged = ledger.settle_duplicates(chunk_rows=10)
+    winners = ledger.winners(0)
+    outcomes = ledger.connection.execute("SELECT seq, outcome FROM outcomes").fetchall()
     ledger.close()
-    assert merged == [1]
+    assert merged == 1
+    assert outcomes == [(1, "merged")]
     assert [(row[0], row[1]) for row in winners] == [(2, "f2"), (3, "f3")]
     assert wanted_phones("onedegree", winners) == [
         (2, PhoneRecord(id=None, provider="onedegree", parent_type="location", parent_id="7",
@@ -170,3 +175,25 @@ def test_winning_rows_become_the_phones_they_ask_for(tmp_path: pathlib.Path) -> 
                         number="(514) 555-0101", e164="+15145550101", phone_type="mobile",
                         label=None, is_primary=False, is_valid=True)),
     ]
+
+
+def test_a_run_is_chunked_by_owner_never_splitting_one(tmp_path: pathlib.Path) -> None:
+    """Winners come in chunks of about ``chunk_rows`` records; an owner's phones all fall in
+    one chunk, so it is read and decided once; every winner is in exactly one chunk."""
+    base = dict.fromkeys(INTAKE_COLUMNS) | {"stream": "phones", "record": "{}",
+                                           "parent_type": "prospect"}
+    owners = [1, 1, 1, 2, 3, 3, 4, 4, 4, 4, 5]
+    rows = [base | {"seq": seq, "fingerprint": f"f{seq}", "parent_id": str(owner),
+                    "e164": f"+1514555{seq:04d}"} for seq, owner in enumerate(owners, 1)]
+    ledger = Staging(str(tmp_path / "ledger.duckdb"), "c" * 32)
+    ledger.stage(intake_table(rows[::2]))
+    ledger.stage(intake_table(rows[1::2]))
+    assert ledger.settle_duplicates(chunk_rows=3) == 0
+    chunks = [ledger.winners(chunk) for chunk in range(ledger.winner_chunks())]
+    ledger.close()
+    seen = [[row[0] for row in chunk] for chunk in chunks]
+    assert sorted(seq for chunk in seen for seq in chunk) == list(range(1, len(owners) + 1))
+    by_chunk = [{row[3] for row in chunk} for chunk in chunks]
+    assert all(not (a & b) for a, b in itertools.combinations(by_chunk, 2)), by_chunk
+    assert all(chunk == sorted(chunk) for chunk in seen)
+    assert len(chunks) == 4  # owners 1 | 2, 3 | 4 | 5: chunk = winners before the owner // 3
