@@ -17,8 +17,9 @@ import pytest
 from crmphones.clock import FakeClock
 from crmphones.errors import AuthError, ConfigError
 from crmphones.settings import dialect_for
-from crmphones_emulators import EmulatorServer
+from crmphones_emulators import EmulatorServer, Faults
 from crmphones_emulators.outreach import OutreachApp
+from tests.tap.conftest import run_tap
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -300,3 +301,22 @@ def test_oauth_settings_are_checked() -> None:
     dialect_for({**oauth, "oauth_token_url": "http://127.0.0.1:9/oauth/token"}).close()
     dialect_for(oauth).close()  # the default: https://api.outreach.io/oauth/token
     dialect_for({**base, "access_token": "a"}).close()
+
+
+@pytest.mark.slow
+def test_a_real_time_run_outlives_its_token() -> None:
+    """Real time, the one such test: the tap starts with an access token that the emulator
+    lets live 2 s and reads for longer than that (a 100 ms answer time, small pages). The
+    token is refused mid-run, refreshed once, and every phone is read."""
+    app = OutreachApp(records=300, parents=150, seed=3, token=FIXED, client_secret=CLIENT_SECRET,
+                      refresh_token=REFRESH, fixed_token_lifetime=2.0)
+    with EmulatorServer(app, faults=Faults(latency_ms=100)) as running:
+        app.reset()  # the token's 2 s start now
+        phones = run_tap(_config(running, access_token=FIXED, page_size=10)).records
+        trace = _trace(running)
+    assert len(phones["phone_numbers"]) == 300
+    assert trace[0] == ("api", 200) and trace[-1] == ("api", 200)
+    assert [entry for entry in trace if entry[0] == "token"] == [("token", 200)]
+    # Refused once each: the requests in flight when the token expired (a page read ahead).
+    assert 1 <= trace.count(("api", 401)) <= 2
+    assert set(trace) == {("api", 200), ("api", 401), ("token", 200)}
