@@ -300,7 +300,8 @@ class OAuthBearer(httpx.Auth):
         self._http.close()
 
     def _wait(self, seconds: float) -> None:
-        self.waited_seconds += seconds
+        with self._lock:
+            self.waited_seconds += seconds
         if self._clock.sleep(seconds, self._stop):
             msg = f"{self._api_name}: stopped waiting for a token, the run is stopping"
             raise AbortedError(msg)

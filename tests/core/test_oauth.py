@@ -16,6 +16,7 @@ import pytest
 
 from crmphones.clock import FakeClock
 from crmphones.errors import AuthError, ConfigError
+from crmphones.http import AbortedError
 from crmphones.settings import dialect_for
 from crmphones_emulators import EmulatorServer, Faults
 from crmphones_emulators.outreach import OutreachApp
@@ -184,6 +185,24 @@ def test_never_more_than_one_mint_a_minute(server: EmulatorServer, clock: FakeCl
     assert len(mints) >= 10 and min(gaps) >= 60, gaps
     assert not [r for r in server.requests if r.status in (401, 429)]
     assert dialect.oauth is not None and dialect.oauth.waited_seconds > 0
+
+
+def test_a_stopping_run_stops_waiting_for_the_mint_interval(server: EmulatorServer,
+                                                            clock: FakeClock) -> None:
+    """The token has expired and the next mint is half a minute away: a run told to stop
+    does not wait for it."""
+    server.app.configure({"token_lifetime": 30})
+    dialect = _outreach(_config(server))
+    try:
+        dialect.client.get_json("prospects/1")
+        clock.advance(31)
+        dialect.client.abort()
+        assert dialect.oauth is not None
+        with pytest.raises(AbortedError, match="stopped waiting for a token"):
+            dialect.oauth.token()
+    finally:
+        dialect.close()
+    assert len(_mints(server)) == 1
 
 
 def test_a_mint_made_elsewhere_is_waited_out(server: EmulatorServer, clock: FakeClock) -> None:
