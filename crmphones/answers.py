@@ -31,6 +31,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
+import threading
 import typing as t
 import urllib.parse
 from dataclasses import dataclass
@@ -38,12 +39,12 @@ from dataclasses import dataclass
 from crmphones.errors import AuthError, FatalRequestError, TransientError
 
 if t.TYPE_CHECKING:
-    from collections.abc import Collection, Iterable
+    from collections.abc import Collection, Iterable, Iterator
 
     import httpx
 
-__all__ = ["DEFAULT_REFUSALS", "RETRY_STATUSES", "Answers", "ErrorWords", "Reply", "Verdict",
-           "no_words", "redact", "verdict"]
+__all__ = ["DEFAULT_REFUSALS", "RETRY_STATUSES", "Answers", "ErrorWords", "Reply", "Secrets",
+           "Verdict", "no_words", "redact", "verdict"]
 
 #: Statuses retried with backoff, whatever the method.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -109,6 +110,34 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+class Secrets:
+    """The values a client must never show, growing as a run learns new ones (an OAuth access
+    token minted mid-run): redaction reads it as it is at the time.
+
+    >>> secrets = Secrets(["abc", ""])
+    >>> secrets.add("xyz")
+    >>> redact("abc then xyz", secrets)
+    '*** then ***'
+    """
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        """Start with ``values`` (empty ones are left out)."""
+        self._lock = threading.Lock()
+        self._values: tuple[str, ...] = ()
+        for value in values:
+            self.add(value)
+
+    def add(self, value: str) -> None:
+        """One more value to hide from now on."""
+        with self._lock:
+            if value and value not in self._values:
+                self._values = (*self._values, value)
+
+    def __iter__(self) -> Iterator[str]:
+        """The values known now."""
+        return iter(self._values)
+
+
 @functools.lru_cache(maxsize=64)
 def _forms(secret: str) -> tuple[str, ...]:
     """A secret as sent and as each usual URL encoding writes it (``%2B`` or ``%2b``, a space
@@ -157,7 +186,7 @@ class Answers:
     #: Statuses that mean a credential problem.
     auth_statuses: tuple[int, ...] = (401, 403)
     #: Values that must never appear in a message.
-    secrets: tuple[str, ...] = ()
+    secrets: Iterable[str] = ()
     #: The base URL's path (``/api/v2``), left out of messages.
     base_path: str = ""
 

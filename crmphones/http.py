@@ -61,7 +61,16 @@ import pendulum
 import pendulum.parsing.exceptions
 
 from crmphones import clock as clock_module
-from crmphones.answers import DEFAULT_REFUSALS, Answers, Reply, Verdict, no_words, redact, verdict
+from crmphones.answers import (
+    DEFAULT_REFUSALS,
+    Answers,
+    Reply,
+    Secrets,
+    Verdict,
+    no_words,
+    redact,
+    verdict,
+)
 from crmphones.clock import SYSTEM_CLOCK
 from crmphones.errors import FatalRequestError, TransientError
 
@@ -71,7 +80,7 @@ if t.TYPE_CHECKING:
     from crmphones.answers import ErrorWords
     from crmphones.clock import Clock
 
-__all__ = ["AbortedError", "AmbiguousWriteError", "ApiClient", "RateGovernor", "RetryPolicy",
+__all__ = ["Abortable", "AbortedError", "AmbiguousWriteError", "ApiClient", "RateGovernor", "RetryPolicy",
            "redact"]
 
 logger = logging.getLogger("crmphones.http")
@@ -91,6 +100,15 @@ class AmbiguousWriteError(TransientError):
 
 class AbortedError(FatalRequestError):
     """The run is stopping (``ApiClient.abort``): no further request is sent."""
+
+
+@t.runtime_checkable
+class Abortable(t.Protocol):
+    """An auth flow that can wait, and stops waiting when the run stops."""
+
+    def abort(self) -> None:
+        """Stop waiting: the run is stopping."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +297,8 @@ class ApiClient:
             auth: An httpx auth flow (bearer, HMAC signing...).
             headers: Headers sent on every request.
             params: Query parameters sent on every request (One Degree's ``api_key``).
-            secrets: Values that must never appear in a message.
+            secrets: Values that must never appear in a message (a `Secrets` is kept as
+                given, so values added to it later are hidden too: a refreshed token).
             timeout: Seconds for connect, read and write.
             retry: The retry policy.
             max_requests_per_second: Client-side pacing, for APIs with a documented limit.
@@ -296,7 +315,7 @@ class ApiClient:
         self.auth_hint = auth_hint
         self.base_url_text = base_url.rstrip("/")  # for messages; holds no secret
         self.retry = retry or RetryPolicy()
-        self._secrets = tuple(s for s in secrets if s)
+        self._secrets = secrets if isinstance(secrets, Secrets) else Secrets(secrets)
         #: Turns the answers this client returns into documents, replies and errors.
         self.answers = Answers(api_name, auth_hint, error_words, frozenset(refusal_statuses),
                                auth_statuses, self._secrets, httpx.URL(base_url).path.rstrip("/"))
@@ -304,6 +323,7 @@ class ApiClient:
         self._aborted = threading.Event()
         #: Paces every thread: the configured ceiling, then whatever throttling teaches.
         self.governor = RateGovernor(max_requests_per_second, self._sleep, self.clock)
+        self._auth = auth
         self._client = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             auth=auth,
@@ -321,8 +341,13 @@ class ApiClient:
         self._client.close()
 
     def abort(self) -> None:
-        """The run is stopping: waits end now, and no request is sent from here on."""
+        """The run is stopping: waits end now, and no request is sent from here on.
+
+        An auth flow that can wait (OAuth's one mint a minute) is told too.
+        """
         self._aborted.set()
+        if isinstance(self._auth, Abortable):
+            self._auth.abort()
 
     def __enter__(self) -> ApiClient:
         """Use as a context manager."""

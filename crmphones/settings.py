@@ -8,6 +8,7 @@ import urllib.parse
 
 from singer_sdk import typing as th
 
+from crmphones.auth import OUTREACH_TOKEN_URL
 from crmphones.dialects import DIALECTS, get_dialect
 from crmphones.errors import ConfigError
 from crmphones.phones import BACKENDS, use_backend
@@ -17,7 +18,7 @@ if t.TYPE_CHECKING:
 
     from crmphones.dialects.base import Dialect
 
-__all__ = ["CREDENTIALS", "common_settings", "dialect_for"]
+__all__ = ["CREDENTIALS", "OAUTH", "common_settings", "dialect_for"]
 
 
 #: Credentials, by setting name; each dialect names the ones it requires.
@@ -39,6 +40,36 @@ CREDENTIALS = (
         description="Secret that signs requests: One Degree writes, every Ticket Evolution "
         "request.",
     ),
+    th.Property(
+        "client_id", th.StringType, title="OAuth client id",
+        description="Outreach OAuth app's client id (with `client_secret` and `refresh_token`: "
+        "access tokens are refreshed before they expire and once on a 401).",
+    ),
+    th.Property(
+        "client_secret", th.StringType, secret=True, title="OAuth client secret",
+        description="Outreach OAuth app's client secret; sent to `oauth_token_url` only.",
+    ),
+    th.Property(
+        "refresh_token", th.StringType, secret=True, title="OAuth refresh token",
+        description="Outreach OAuth refresh token (README: Outreach: OAuth); sent to "
+        "`oauth_token_url` only. A newer one kept in `token_cache_path` is used instead, "
+        "unless this setting changed since it was kept.",
+    ),
+)
+
+#: Where and how OAuth refreshes (Outreach).
+OAUTH = (
+    th.Property(
+        "oauth_token_url", th.StringType, default=OUTREACH_TOKEN_URL,
+        description="Outreach's OAuth token endpoint. https only, except http to "
+        "127.0.0.1/localhost (the emulator) or with `allow_insecure_http`.",
+    ),
+    th.Property(
+        "token_cache_path", th.StringType,
+        description="File that keeps the refresh token Outreach rotates, for the next run "
+        "(readable by the user alone; one file per plugin and account). Empty: kept for "
+        "this run only.",
+    ),
 )
 
 
@@ -55,10 +86,11 @@ def common_settings() -> list[th.Property]:
             "Plain http:// is accepted only for loopback addresses (the emulator).",
         ),
         *CREDENTIALS,
+        *OAUTH,
         th.Property(
             "allow_insecure_http", th.BooleanType, default=False,
-            description="Accept a plain http:// `api_url` on a host that is not loopback (the "
-            "credentials then cross the network in clear). Off: only https, or http to "
+            description="Accept a plain http:// `api_url` (or `oauth_token_url`) on a host that "
+            "is not loopback (the credentials then cross the network in clear). Off: only https, or http to "
             "127.0.0.1/localhost (the emulator).",
         ),
         th.Property(
@@ -96,22 +128,26 @@ def dialect_for(config: Mapping[str, t.Any]) -> Dialect:
         ConfigError: with one line saying which setting to fix.
     """
     cls = get_dialect(config.get("provider") or "outreach")
-    for name in cls.required_settings:
-        if not config.get(name):
-            msg = f"setting `{name}` is required for provider {cls.name}"
-            raise ConfigError(msg)
-    _check_api_url(config.get("api_url"), allow_http=bool(config.get("allow_insecure_http")))
+    missing = cls.check_settings(config)
+    if missing:
+        raise ConfigError(missing)
+    allow_http = bool(config.get("allow_insecure_http"))
+    _check_api_url(config.get("api_url"), allow_http=allow_http)
+    if config.get("refresh_token"):  # the refresh token and client secret travel there
+        _check_api_url(config.get("oauth_token_url"), allow_http=allow_http,
+                       setting="oauth_token_url")
     use_backend(config.get("phone_normalizer"))
     return cls(config)
 
 
-def _check_api_url(api_url: str | None, *, allow_http: bool = False) -> None:
+def _check_api_url(api_url: str | None, *, allow_http: bool = False,
+                   setting: str = "api_url") -> None:
     """Refuse plain http:// except to loopback: tokens must not cross a network in clear."""
     if not api_url:
         return
     parts = urllib.parse.urlsplit(api_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        msg = f"setting `api_url` must be an http(s) URL, got {api_url!r}"
+        msg = f"setting `{setting}` must be an http(s) URL, got {api_url!r}"
         raise ConfigError(msg)
     if parts.scheme == "http":
         host = parts.hostname
@@ -120,6 +156,6 @@ def _check_api_url(api_url: str | None, *, allow_http: bool = False) -> None:
         except ValueError:
             loopback = False
         if not loopback and not allow_http:
-            msg = (f"setting `api_url` uses plain http to {host}; use https (or set "
+            msg = (f"setting `{setting}` uses plain http to {host}; use https (or set "
                    "`allow_insecure_http` if you mean it)")
             raise ConfigError(msg)

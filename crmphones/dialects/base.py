@@ -104,6 +104,18 @@ class Dialect(abc.ABC):
         self.concurrency = max(1, int(config.get("max_concurrency") or 8))
         self.client = self.build_client()
 
+    @classmethod
+    def check_settings(cls, config: Mapping[str, t.Any]) -> str | None:
+        """What is missing to reach the API, in one line naming the setting; None: nothing.
+
+        By default every one of ``required_settings``; a dialect with a choice of credentials
+        (Outreach: an access token, or OAuth refresh) says so itself.
+        """
+        for name in cls.required_settings:
+            if not config.get(name):
+                return f"setting `{name}` is required for provider {cls.name}"
+        return None
+
     def close(self) -> None:
         """Release connections."""
         self.client.close()

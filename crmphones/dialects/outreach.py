@@ -1,7 +1,8 @@
 """Outreach API v2 (JSON:API): the ``phoneNumbers`` collection and its ``prospects``.
 
 Facts from ``shared/api/outreach.md`` (section numbers below refer to it):
-bearer auth (§2), media type ``application/vnd.api+json`` (§1), cursor pages via
+bearer auth: a fixed access token, or OAuth refresh (§2, ``crmphones.auth.OAuthBearer``),
+media type ``application/vnd.api+json`` (§1), cursor pages via
 ``page[size]`` and ``links.next`` (§5), ``filter[updatedAt]=a..inf`` + ``sort=updatedAt``
 for incremental reads (§6), ``filter[prospect][id]=1,2`` to list a prospect's numbers (§3),
 POST 201 / PATCH 200 with ``data.id`` matching the URL (§4), errors envelope (§7),
@@ -14,13 +15,17 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from crmphones.answers import DEFAULT_REFUSALS
+from crmphones.answers import DEFAULT_REFUSALS, Secrets
+from crmphones.auth import OUTREACH_TOKEN_URL, OAuthBearer, OAuthSettings
 from crmphones.concurrency import ordered_map
 from crmphones.dialects.base import Dialect, StreamSpec
 from crmphones.http import ApiClient
 from crmphones.paging import follow_next_links
 from crmphones.records import Owner, WriteResult
 from crmphones.translation import native_type
+
+if t.TYPE_CHECKING:
+    from collections.abc import Mapping
 
 if t.TYPE_CHECKING:
     import datetime
@@ -57,26 +62,68 @@ class Outreach(Dialect):
     default_api_url = "https://api.outreach.io/api/v2"
     parent_types = ("prospect",)
     required_settings = ("access_token",)
+    #: What refreshes the access token, all three together (instead of ``access_token``).
+    oauth_settings = ("refresh_token", "client_id", "client_secret")
     streams = (
         StreamSpec("phone_numbers", Dialect.phone_schema(), replication_key="updated_at"),
         StreamSpec("prospects", PROSPECT_SCHEMA, replication_key="updated_at",
                    is_phone_stream=False),
     )
 
+    @classmethod
+    def check_settings(cls, config: Mapping[str, t.Any]) -> str | None:
+        """``access_token``, or ``refresh_token`` with the OAuth app's ``client_id`` and
+        ``client_secret`` (both may be given: the access token is used until refused)."""
+        if any(config.get(name) for name in cls.oauth_settings):
+            missing = [name for name in cls.oauth_settings if not config.get(name)]
+            if missing:
+                return (f"setting `{missing[0]}` is required with "
+                        f"{', '.join(f'`{n}`' for n in cls.oauth_settings if n != missing[0])}"
+                        f" (Outreach OAuth refresh)")
+            return None
+        if not config.get("access_token"):
+            return ("setting `access_token` (or `refresh_token` with `client_id` and "
+                    "`client_secret`) is required for provider outreach")
+        return None
+
     def build_client(self) -> ApiClient:
-        """Bearer auth and the JSON:API media type on every request."""
+        """Bearer auth (refreshed when OAuth is set up) and the JSON:API media type."""
         token = str(self.config.get("access_token") or "")
+        headers = {"Accept": _MEDIA_TYPE}
+        self.oauth: OAuthBearer | None = None
+        secrets = Secrets([token])
+        if self.config.get("refresh_token"):
+            self.oauth = OAuthBearer(OAuthSettings(
+                client_id=str(self.config["client_id"]),
+                client_secret=str(self.config["client_secret"]),
+                refresh_token=str(self.config["refresh_token"]),
+                token_url=str(self.config.get("oauth_token_url") or OUTREACH_TOKEN_URL),
+                cache_path=self.config.get("token_cache_path") or None,
+            ), access_token=token or None, secrets=secrets)
+            hint = ("the `refresh_token`, `client_id` and `client_secret` settings (an "
+                    "Outreach OAuth app with phoneNumbers scopes; the token was refreshed once "
+                    "and refused again)")
+        else:
+            headers["Authorization"] = f"Bearer {token}"
+            hint = "the `access_token` setting (an Outreach OAuth token with phoneNumbers scopes)"
         return ApiClient(
             self.api_url,
             api_name=self.title,
-            auth_hint="the `access_token` setting (an Outreach OAuth token with phoneNumbers scopes)",
-            headers={"Authorization": f"Bearer {token}", "Accept": _MEDIA_TYPE},
-            secrets=[token],
+            auth_hint=hint,
+            auth=self.oauth,
+            headers=headers,
+            secrets=secrets,
             max_requests_per_second=self.requests_per_second,
             error_words=_error_words,
             # 415: our media type was refused; the record is rejected with Outreach's words.
             refusal_statuses=DEFAULT_REFUSALS | {415},
         )
+
+    def close(self) -> None:
+        """Release the API's and the token endpoint's connections."""
+        super().close()
+        if self.oauth is not None:
+            self.oauth.close()
 
     # -- read -------------------------------------------------------------------------
 

@@ -9,16 +9,18 @@ import base64
 import binascii
 import bisect
 import functools
+import itertools
 import json
 import math
 import re
+import secrets
 import threading
 import time
 import typing as t
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from random import Random
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from crmphones_emulators.clock import SYSTEM_CLOCK
 from crmphones_emulators.fake import fake_name, messy_phone
@@ -29,6 +31,10 @@ if t.TYPE_CHECKING:
     from crmphones_emulators.server import Request
 
 PREFIX = "/api/v2"  # §1: the version lives in the path only
+TOKEN_PATH = "/oauth/token"  # §2: on the API's host, outside the versioned prefix
+#: What a mint answers about the refresh token sent (§2 update: whether a used one stops
+#: working is [U]; connectors that run for months keep every one returned).
+ROTATIONS = ("rotate", "rotate-keep-old", "same", "omit")
 MEDIA_TYPE = "application/vnd.api+json"  # §1
 PHONE_TYPES = ("mobile", "work", "home", "voip", "other", None)  # §4
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000  # §5
@@ -99,6 +105,12 @@ def _error(status: int, error_id: str, title: str, detail: str, pointer: str | N
     return Response(status, {"errors": [error]}, headers=dict(headers or {}), content_type=MEDIA_TYPE)
 
 
+def _oauth_error(status: int, code: str, description: str) -> Response:
+    """A token endpoint's refusal: `{"error", "error_description"}` (RFC 6749 §5.2) [A]."""
+    return Response(status, {"error": code, "error_description": description},
+                    headers={"Cache-Control": "no-store"}, log_body=False)
+
+
 def _bad(detail: str, parameter: str | None = None, error_id: str = "badRequest") -> Response:
     return _error(400, error_id, "Bad Request", detail, parameter=parameter)
 
@@ -117,6 +129,23 @@ class OutreachOptions(RateOptions):
     """Outreach's switches (`OutreachApp` keywords, `/_emulator/config` keys, CLI options)."""
 
     token: str = option("emulator-token", "accepted Bearer access token (§2; any configured bearer [A])")
+    fixed_token_lifetime: float = option(
+        0.0, "seconds the fixed `token` stays valid from the start (or a reset); 0: forever [A]")
+    client_id: str = option("emulator-client", "OAuth app client id the token endpoint takes (§2)")
+    client_secret: str = option("emulator-client-secret", "OAuth app client secret (§2)")
+    refresh_token: str = option("emulator-refresh-token",
+                                "the refresh token first issued: what a user pastes (§2)")
+    token_lifetime: float = option(7200.0, "seconds a minted access token lives: expires_in (§2)")
+    refresh_token_lifetime: float = option(14 * 86_400.0,
+                                           "seconds a refresh token can be used (§2: 14 days)")
+    rotation: str = option("rotate", "rotate: a new refresh token each mint, the used one "
+                           "refused (400 invalid_grant); rotate-keep-old: a new one, the used "
+                           "one still works; same: the one sent comes back; omit: none comes "
+                           "back [U]", choices=ROTATIONS)
+    revoke_on_refresh: bool = option(
+        False, "a mint revokes the access tokens minted before it (Doorkeeper's way) [A]")
+    mint_window: float = option(60.0, "at most one mint per user in this many seconds; "
+                                "another answers 429 with Retry-After (§2)")
     rate_limit: int = option(10_000, "requests per window (§8: 10,000 per hour)")
     rate_window: float = option(3600.0, "length of the fixed window in seconds")
 
@@ -161,6 +190,13 @@ class OutreachApp:
         with self._lock:
             self.options = replace(self._initial)
             self.limiter = RateLimiter(self.options, self.clock)
+            self._started = self.clock.now()
+            #: Usable refresh tokens -> when they expire; minted access tokens -> expiry.
+            self.refresh_tokens = {self.options.refresh_token:
+                                   self._started + self.options.refresh_token_lifetime}
+            self.access_tokens: dict[str, float] = {}
+            self._last_mint = -math.inf
+            self._serial = itertools.count(1)
             self.prospects: dict[int, dict[str, t.Any]] = {}
             self.phones: dict[int, dict[str, t.Any]] = {}
             self._seed_prospects(Random(f"outreach-prospects-{seed}-{parents}"), parents)
@@ -219,15 +255,21 @@ class OutreachApp:
                     "prospects": [self._render_prospect(self.prospects[i]) for i in sorted(self.prospects)]}
 
     def configure(self, options: dict) -> None:
-        """Runtime switches; unknown keys are ignored (contract)."""
+        """Runtime switches; unknown keys are ignored (contract). A new `refresh_token` is
+        issued as of now (a user authorized again)."""
         with self._lock:
             self.options.update(options)
+            if "refresh_token" in options:
+                self.refresh_tokens[self.options.refresh_token] = (
+                    self.clock.now() + self.options.refresh_token_lifetime)
 
     def handle(self, request: Request) -> Response:
         """Route, authenticate, throttle, check the media type, then run (§1, §2, §8)."""
+        if request.path.rstrip("/") == TOKEN_PATH:
+            return self._token_endpoint(request)
         route = self._route(request)
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or token.strip() != self.options.token:
+        if scheme.lower() != "bearer" or not self._valid_access(token.strip()):
             remaining, reset_in = self.limiter.peek()
             response = _error(401, "unauthorized", "Unauthorized",
                               "The access token is missing, invalid or expired.")  # §10: body [U]
@@ -257,6 +299,62 @@ class OutreachApp:
                 response = route.handler(request, route.args[0] if route.args else None)
         response.headers.update(headers)
         return response
+
+    # ---- OAuth (§2) -----------------------------------------------------------------------------
+    def _valid_access(self, token: str) -> bool:
+        """The fixed token (for its lifetime, if any), or a minted one not yet expired."""
+        with self._lock:
+            now = self.clock.now()
+            if token == self.options.token:
+                life = self.options.fixed_token_lifetime
+                return life <= 0 or now < self._started + life
+            return now < self.access_tokens.get(token, -math.inf)
+
+    def _token_endpoint(self, request: Request) -> Response:
+        """`POST /oauth/token`, form `client_id, client_secret, grant_type=refresh_token,
+        refresh_token` (optional `redirect_uri`, not checked [A]); errors as RFC 6749 §5.2 [A]."""
+        if request.method.upper() != "POST":
+            return _oauth_error(405, "invalid_request", "The token endpoint takes POST.")
+        form = dict(parse_qsl(request.body.decode(errors="replace"), keep_blank_values=True))
+        options = self.options
+        with self._lock:
+            now = self.clock.now()
+            if (form.get("client_id") != options.client_id
+                    or form.get("client_secret") != options.client_secret):
+                return _oauth_error(401, "invalid_client", "Client authentication failed.")
+            if form.get("grant_type") != "refresh_token":
+                return _oauth_error(400, "unsupported_grant_type",
+                                    "Only grant_type=refresh_token is emulated.")
+            sent = form.get("refresh_token", "")
+            if now >= self.refresh_tokens.get(sent, -math.inf):
+                return _oauth_error(400, "invalid_grant",
+                                    "The provided authorization grant is invalid, expired, "
+                                    "revoked, or was issued to another client.")
+            wait = self._last_mint + options.mint_window - now
+            if wait > 0:  # §2: more than one mint per user a minute
+                response = _oauth_error(429, "rate_limited",
+                                        "Too many token requests; try again later.")
+                response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+                return response
+            self._last_mint = now
+            if options.revoke_on_refresh:
+                self.access_tokens.clear()
+            access = f"oa-access-{next(self._serial)}-{secrets.token_hex(8)}"
+            self.access_tokens[access] = now + options.token_lifetime
+            body: dict[str, t.Any] = {
+                "access_token": access, "token_type": "bearer",
+                "expires_in": int(options.token_lifetime),
+                "scope": "phoneNumbers.all prospects.read",
+                "created_at": int(self.clock.time())}
+            if options.rotation in ("rotate", "rotate-keep-old"):
+                body["refresh_token"] = f"oa-refresh-{secrets.token_hex(12)}"
+                self.refresh_tokens[body["refresh_token"]] = (
+                    now + options.refresh_token_lifetime)
+                if options.rotation == "rotate":
+                    del self.refresh_tokens[sent]
+            elif options.rotation == "same":
+                body["refresh_token"] = sent
+        return Response(200, body, headers={"Cache-Control": "no-store"}, log_body=False)
 
     def _quota_headers(self, remaining: int, reset_in: float) -> dict[str, str]:
         """§8: limit, remaining, and the reset time as Unix epoch seconds."""

@@ -69,6 +69,9 @@ class Response:
     body: t.Any = None
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
+    #: Whether the request log keeps the body of the request this answers: not when the body
+    #: is credentials (an OAuth token request's form).
+    log_body: bool = True
 
     def encode(self) -> bytes:
         if self.status == 204 or self.body is None:
@@ -92,7 +95,7 @@ class LoggedRequest:
     done: float = 0.0  # when the answer left (or the connection was dropped), same clock
     status: int = 0
     fault: str | None = None  # "error" (injected 5xx) or "dropped" (response never sent)
-    body: str | None = None  # writes only
+    body: str | None = None  # writes only (never a token request's form: credentials)
 
 
 class DialectApp(t.Protocol):
@@ -330,7 +333,8 @@ class Faults:
             body = with_quote(body)
         elif isinstance(body, str | bytes) or body is None:
             body = (body.decode(errors="replace") if isinstance(body, bytes) else body or "") + quote
-        return Response(response.status, body, response.headers, response.content_type)
+        return Response(response.status, body, response.headers, response.content_type,
+                        response.log_body)
 
     def delay(self) -> float:
         jitter = self._draw("jitter") * self.jitter_ms if self.jitter_ms else 0.0
@@ -484,7 +488,7 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
                     response = Response(500, {"error": f"emulator bug: {exc!r}"})
             response = server.faults.quoted(request, response)
             entry.status = response.status
-            if request.method in ("POST", "PUT", "PATCH"):
+            if request.method in ("POST", "PUT", "PATCH") and response.log_body:
                 entry.body = request.body.decode(errors="replace")
             message = self._message(response, response.encode())
             if response.status < 300 and server.faults.dropped():

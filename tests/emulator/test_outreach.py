@@ -377,3 +377,84 @@ def test_build_from_cli_args() -> None:
                                                   "--rate-window", "60"]))
     assert built.options.token == "k" and built.limiter.limit == 7 and built.limiter.window == 60
     assert len(built.snapshot()["phoneNumbers"]) == 10 and len(built.snapshot()["prospects"]) == 5
+
+
+# ---- OAuth token endpoint (§2 and its 2026-12-07 update) ----------------------------------------
+
+def _mint(server: EmulatorServer, refresh_token: str, **form: str) -> httpx.Response:
+    fields = {"client_id": "emulator-client", "client_secret": "emulator-client-secret",
+              "grant_type": "refresh_token", "refresh_token": refresh_token, **form}
+    return httpx.post(f"{server.url}/oauth/token", data=fields, timeout=5)
+
+
+def _phones(server: EmulatorServer, token: str) -> int:
+    return httpx.get(f"{server.url}/api/v2/phoneNumbers/1", timeout=5,
+                     headers={"Authorization": f"Bearer {token}"}).status_code
+
+
+def test_token_endpoint_mints_expiring_tokens_and_rotates(server: EmulatorServer,
+                                                          app: OutreachApp,
+                                                          clock: ManualClock) -> None:
+    """A mint answers the documented fields; the access token works until `expires_in` has
+    passed; the used refresh token is refused (400 invalid_grant), the new one works."""
+    answer = _mint(server, "emulator-refresh-token", redirect_uri="https://example.com/cb")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token", "scope",
+                         "created_at"}
+    assert body["expires_in"] == 7200 and body["created_at"] == int(clock.time())
+    assert body["refresh_token"] != "emulator-refresh-token"
+    assert _phones(server, body["access_token"]) == 200
+    clock.advance(7199)
+    assert _phones(server, body["access_token"]) == 200
+    clock.advance(1)
+    assert _phones(server, body["access_token"]) == 401
+    reused = _mint(server, "emulator-refresh-token")
+    assert (reused.status_code, reused.json()["error"]) == (400, "invalid_grant")
+    assert _mint(server, body["refresh_token"]).status_code == 200
+    # The form holds credentials: the request log keeps the line and status, not the body.
+    assert [(r.path, r.status, r.body) for r in server.requests if r.path == "/oauth/token"] == [
+        ("/oauth/token", 200, None), ("/oauth/token", 400, None), ("/oauth/token", 200, None)]
+
+
+def test_one_mint_a_minute(server: EmulatorServer, clock: ManualClock) -> None:
+    """A second mint within the window answers 429 with the seconds left; then it works."""
+    first = _mint(server, "emulator-refresh-token").json()
+    clock.advance(45)
+    early = _mint(server, first["refresh_token"])
+    assert (early.status_code, early.headers["Retry-After"]) == (429, "15")
+    clock.advance(15)
+    assert _mint(server, first["refresh_token"]).status_code == 200
+
+
+@pytest.mark.parametrize(("rotation", "old_works", "answered"), [
+    ("rotate", False, "new"), ("rotate-keep-old", True, "new"), ("same", True, "sent"),
+    ("omit", True, None)])
+def test_rotation_variants(server: EmulatorServer, app: OutreachApp, clock: ManualClock,
+                           rotation: str, old_works: bool, answered: str | None) -> None:
+    """What a mint answers about the refresh token sent, and whether that one still works."""
+    app.configure({"rotation": rotation})
+    body = _mint(server, "emulator-refresh-token").json()
+    got = body.get("refresh_token")
+    assert {"new": got not in (None, "emulator-refresh-token"),
+            "sent": got == "emulator-refresh-token", None: got is None}[answered]
+    clock.advance(60)
+    assert (_mint(server, "emulator-refresh-token").status_code == 200) is old_works
+
+
+def test_token_refusals_and_fixed_token_lifetime(server: EmulatorServer, app: OutreachApp,
+                                                 clock: ManualClock) -> None:
+    """A wrong client is 401 invalid_client; a refresh token 14 days old is invalid_grant; a
+    mint may revoke the tokens before it; the fixed token can be given a lifetime."""
+    wrong = _mint(server, "emulator-refresh-token", client_secret="nope")
+    assert (wrong.status_code, wrong.json()["error"]) == (401, "invalid_client")
+    app.configure({"revoke_on_refresh": True, "rotation": "same", "fixed_token_lifetime": 30})
+    first = _mint(server, "emulator-refresh-token").json()["access_token"]
+    clock.advance(60)
+    assert _phones(server, first) == 200
+    assert _mint(server, "emulator-refresh-token").status_code == 200
+    assert _phones(server, first) == 401  # revoked by the mint after it
+    assert _phones(server, TOKEN) == 401  # the fixed token's 30 s have passed
+    clock.advance(14 * 86_400)
+    stale = _mint(server, "emulator-refresh-token")
+    assert (stale.status_code, stale.json()["error"]) == (400, "invalid_grant")

@@ -108,3 +108,48 @@ def test_an_api_quoting_its_request_in_errors_leaks_no_secret(dialect: str,
         for secret in (ODD_TOKEN, ODD_SECRET):
             leaked = [form for form in _forms(secret) if form in text]
             assert not leaked, (name, leaked)
+
+
+CLIENT_SECRET = "oauth-client-s3cr3t"
+REFRESH = "oauth+refresh/s3cr3t"
+
+
+def test_no_oauth_credential_in_any_output(tmp_path: pathlib.Path) -> None:
+    """Outreach with OAuth refresh, an API that quotes each refused request (its Bearer token
+    included) and injected faults: neither the client secret, nor the configured or any rotated
+    refresh token, nor any minted access token appears in stderr, stdout, the ledger or the
+    reports; then a refused refresh token is one line that shows none of them. Only the token
+    cache (and the config file) hold a credential, by design."""
+    server = serve("outreach", faults=Faults(error_rate=0.1, seed=4), client_secret=CLIENT_SECRET,
+                   refresh_token=REFRESH, rotation="rotate-keep-old")  # every token stays known
+    server.faults.quote_request_in_errors = True
+    lines = singer_input("outreach", 40)
+    lines.append(json.dumps({"type": "RECORD", "stream": "phones", "record": {
+        "parent_type": "prospect", "parent_id": "999999", "number": "+12125550199"}}))
+    cache = tmp_path / "cache" / "outreach-token.json"
+    settings = {"provider": "outreach", "api_url": f"{server.url}/api/v2",
+                "client_id": "emulator-client", "client_secret": CLIENT_SECRET,
+                "refresh_token": REFRESH, "oauth_token_url": f"{server.url}/oauth/token",
+                "token_cache_path": str(cache), "staging_path": str(tmp_path / "ledger.duckdb"),
+                "report_dir": str(tmp_path / "reports")}
+    try:
+        done = run_target(settings, lines, tmp_path)
+        refused = run_target({**settings, "refresh_token": "not-" + REFRESH}, lines, tmp_path)
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert refused.returncode != 0 and "invalid_grant" in refused.stderr
+    assert "`refresh_token`" in refused.stderr
+    ledger = _ledger_text(tmp_path / "ledger.duckdb")
+    assert "in answer to POST" in ledger  # the API's quote, with its headers, reached the ledger
+    secrets = {CLIENT_SECRET, REFRESH, "not-" + REFRESH, *server.app.access_tokens,
+               *server.app.refresh_tokens}
+    assert len(server.app.access_tokens) >= 1 and len(server.app.refresh_tokens) >= 2
+    texts = {"stderr": done.stderr + refused.stderr, "stdout": done.stdout + refused.stdout,
+             "ledger": ledger}
+    texts |= {str(path): path.read_bytes().decode("latin-1") for path in tmp_path.rglob("*")
+              if path.is_file() and path.name != "target.json" and path != cache}
+    for name, text in texts.items():
+        for secret in secrets:
+            leaked = [form for form in _forms(secret) if form in text]
+            assert not leaked, (name, leaked)
