@@ -104,6 +104,7 @@ _MIN_RATE = 0.05  # requests a second: the governor slows down, it never stops f
 #: Throttles in a row a request accepts before it gives up: a server answering nothing but
 #: "wait" is down, not busy (an hourly quota costs a request one or two).
 _MAX_THROTTLES = 30
+_LONG_WINDOW = 60.0  # seconds to a reset from which the window is a quota's, not a burst's
 _NOTICED_PAUSE = 2.0  # seconds: a shorter pause is pacing's business, not worth a line
 
 
@@ -283,7 +284,9 @@ class RateGovernor:
             return  # nothing let through lately: no lesson, only the pause
         self._recount = (sent_at, horizon, min(others, default=math.inf)) if trailing else None
         candidates = [*others, trailing / horizon] if trailing else others
-        self.rate = max(_MIN_RATE, _HEADROOM * min(candidates))
+        # A long window (an hour's quota) is not filled by pacing jitter: 99% of it.
+        headroom = _QUOTA_SHARE if delay is not None and delay >= _LONG_WINDOW else _HEADROOM
+        self.rate = max(_MIN_RATE, headroom * min(candidates))
         self.lessons += 1
         logger.info("throttled: pacing at %.2f requests a second from now", self.rate)
 
@@ -518,6 +521,9 @@ class ApiClient:
                     if (server_delay is not None or window is not None) and \
                             throttles < _MAX_THROTTLES:
                         attempt -= 1  # a wait for the window, not a failure: no attempt spent
+                        logger.info("%s %s: %s, waits %.2fs with every thread (throttle %d)",
+                                    self.api_name, where, failure, delay, throttles)
+                        continue
             if attempt == self.retry.max_attempts:
                 break
             logger.warning(
