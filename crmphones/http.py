@@ -591,7 +591,8 @@ class ApiClient:
             return
         if self.governor.rate is not None and wait <= 2.0:
             return  # a one-second window (whole-second resets add up to one): pacing fits it
-        self._within_max_wait(self.answers.where(response), "quota spent", wait)
+        if self.retry.max_wait is not None and wait > self.retry.max_wait:
+            return  # this answer is good; the next request's 429 gives up
         self.governor.throttle(sent_at, wait, learn=True, server_delay=True, limit=limit,
                                why="its quota to reset (X-RateLimit-Remaining: 0)")
 
