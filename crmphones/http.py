@@ -396,6 +396,7 @@ class ApiClient:
         self.quota_window = quota_window
         self.pace_is_default = pace_is_default
         self._unnamed_throttles = 0  # 503 throttles in a row without a request let through
+        self._doubled_at = -math.inf  # when that streak last grew
         self._paced_by_limit: int | None = None  # the X-RateLimit-Limit pacing follows
         self._stats_lock = threading.Lock()
         self._aborted = threading.Event()
@@ -506,7 +507,7 @@ class ApiClient:
                 kind = self._throttle_kind(response)
                 window = None
                 if kind and server_delay is None and status == 503:
-                    window = self._window_pause()  # the API's throttle names no time
+                    window = self._window_pause(sent_at)  # the throttle names no time
                 delay = server_delay if server_delay is not None else window
                 if delay is None:
                     delay = min(self.retry.backoff(attempt), self.retry.max_delay)
@@ -596,12 +597,15 @@ class ApiClient:
         self.governor.throttle(sent_at, wait, learn=True, server_delay=True, limit=limit,
                                why="its quota to reset (X-RateLimit-Remaining: 0)")
 
-    def _window_pause(self) -> float:
+    def _window_pause(self, sent_at: float) -> float:
         """The pause for a throttle that names no time: a second, doubling for each one in a
         row, up to ``throttle_pause`` (the API's window): a window passes in a few steps, and
-        a lone 503 of an outage (the same answer) costs a second, not a window."""
+        a lone 503 of an outage (the same answer) costs a second, not a window. Refusals of
+        requests sent before the last doubling are its burst: they do not double it again."""
         with self._stats_lock:
-            self._unnamed_throttles += 1
+            if sent_at >= self._doubled_at or not self._unnamed_throttles:
+                self._unnamed_throttles += 1
+                self._doubled_at = self.clock.now()
             streak = self._unnamed_throttles
         return min(self.throttle_pause or 0.0, 2.0 ** min(streak - 1, 30))
 
