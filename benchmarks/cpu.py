@@ -122,6 +122,7 @@ def crmphones_dry_run(path: pathlib.Path, server_url: str, normalizer: str) -> H
     with tempfile.TemporaryDirectory() as work:
         # The run report is on (under `work`), as by default: its end-of-run queries count.
         config = {"provider": "outreach", "api_url": f"{server_url}/api/v2", "access_token": TOKEN,
+                  "max_requests_per_minute": 0,
                   "dry_run": True, "phone_normalizer": normalizer,
                   "staging_path": os.path.join(work, "ledger.duckdb")}
         config_path = os.path.join(work, "config.json")

@@ -48,7 +48,8 @@ def _config(dialect: str, url: str, **extra: t.Any) -> dict[str, t.Any]:
     if dialect == "ticketevolution":
         return {"provider": "ticketevolution", "api_url": f"{url}/v9", "api_token": KEY,
                 "api_secret": SECRET, **extra}
-    return {"provider": "outreach", "api_url": f"{url}/api/v2", "access_token": KEY, **extra}
+    return {"provider": "outreach", "api_url": f"{url}/api/v2", "access_token": KEY,
+            "max_requests_per_minute": 0, **extra}
 
 
 def _child_app(dialect: str, parents: int, limit_per_second: int) -> DialectApp:

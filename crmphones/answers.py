@@ -11,14 +11,23 @@ Every answer gets one verdict (``verdict``), whatever the API:
 - **the statuses by which an API refuses one item** (a write's 422...; a read's 404 where the
   caller accepts that the owner is gone): ``REFUSED``; the record is rejected with the API's
   own words and the run goes on.
+- **a redirect** (301, 302...): ``FAILED``, one error naming the ``api_url`` setting: the
+  API moved, or the URL is not the API's (credentials are never sent after a redirect).
 - **anything else**: ``FAILED``, a ``FatalRequestError`` with the API's words: retrying
   will not fix it and every record would meet it.
+
+A status that refuses one record for one API can refuse the credential for another, or even
+for the same API by its words: Outreach's 403 is ``unauthorizedRequest`` (this record, by
+its permission rules: a reject) or ``unauthorizedOauthScope`` (the token: the run stops). A
+dialect's ``refuses_credential`` hook reads the status and decoded body of an answer the
+table would make a refusal or a failure, and may make it ``CREDENTIAL``.
 
 What a dialect brings (``Answers``, built by ``ApiClient`` from the dialect's
 ``build_client``): how to read the API's own words from its decoded error body
 (``error_words``; they are given as ``HTTP <status>: <words>``, the prefix by which rejects
 are remembered across runs), the statuses by which its writes refuse one record
-(``refusal_statuses``), and which statuses mean a credential.
+(``refusal_statuses``), which statuses mean a credential, and which of the other answers
+refuse the credential by their words (``refuses_credential``).
 Statuses a dialect answers in its own way (Activix's 403 ``Duplicate phone.``, its 404 on an
 update) are refusals here; the dialect looks at ``Reply.status`` first.
 
@@ -43,8 +52,8 @@ if t.TYPE_CHECKING:
 
     import httpx
 
-__all__ = ["DEFAULT_REFUSALS", "RETRY_STATUSES", "Answers", "ErrorWords", "Reply", "Secrets",
-           "Verdict", "no_words", "redact", "verdict"]
+__all__ = ["DEFAULT_REFUSALS", "RETRY_STATUSES", "Answers", "CredentialCheck", "ErrorWords",
+           "Reply", "Secrets", "Verdict", "never", "no_words", "redact", "verdict"]
 
 #: Statuses retried with backoff, whatever the method.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -57,6 +66,9 @@ _PERCENT = re.compile("%[0-9A-F]{2}")
 #: A dialect's hook: the API's own words in a decoded error body (None when the body is not
 #: JSON), or None when it holds none.
 ErrorWords = t.Callable[[t.Any], "str | None"]
+#: A dialect's hook: whether an answer (its status and decoded body, None when not JSON)
+#: that is no credential status by the table refuses the credential all the same.
+CredentialCheck = t.Callable[[int, t.Any], bool]
 
 
 class Verdict(enum.Enum):
@@ -158,6 +170,12 @@ def no_words(body: t.Any) -> str | None:
     return None
 
 
+def never(status: int, body: t.Any) -> bool:
+    """The hook of an API whose credential statuses say it all."""
+    del status, body
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """A write's answer: done (with its decoded body) or refused (with the API's words)."""
@@ -189,6 +207,8 @@ class Answers:
     secrets: Iterable[str] = ()
     #: The base URL's path (``/api/v2``), left out of messages.
     base_path: str = ""
+    #: Whether an answer refuses the credential by its words (the dialect's hook).
+    refuses_credential: CredentialCheck = never
 
     def document(self, response: httpx.Response, *, absent_ok: bool = False) -> t.Any:
         """A read's decoded JSON body; None for a 404 when ``absent_ok`` (the owner is gone).
@@ -243,8 +263,12 @@ class Answers:
         return f"{request.method} {path}"
 
     def _verdict(self, response: httpx.Response, *, refusals: Collection[int]) -> Verdict:
-        return verdict(response.status_code, auth_statuses=self.auth_statuses, refusals=refusals,
-                       idempotent=response.request.method != "POST")
+        judged = verdict(response.status_code, auth_statuses=self.auth_statuses,
+                         refusals=refusals, idempotent=response.request.method != "POST")
+        if judged in (Verdict.REFUSED, Verdict.FAILED) and self.refuses_credential(
+                response.status_code, _body_or_none(response)):
+            return Verdict.CREDENTIAL
+        return judged
 
     def _decoded(self, response: httpx.Response) -> t.Any:
         try:
@@ -257,7 +281,14 @@ class Answers:
     def _raise(self, response: httpx.Response, judged: Verdict) -> t.NoReturn:
         status, where = response.status_code, self.where(response)
         if judged is Verdict.CREDENTIAL:
-            raise self.credential_error(status, where)
+            words = self.error_words(_body_or_none(response))
+            raise self.credential_error(status, where, words)
+        if 300 <= status < 400:
+            location = httpx_url(response.headers.get("Location", ""))
+            moved = f" (to {location})" if location else ""
+            msg = (f"{self.api_name} answered {status} to {where}: the API moved{moved}; check "
+                   "the `api_url` setting")
+            raise FatalRequestError(self._redact(msg), status)
         msg = f"{self.api_name} answered {status} to {where}: {self.words(response)}"
         if judged in (Verdict.RETRY, Verdict.AMBIGUOUS):
             raise TransientError(msg)
@@ -265,6 +296,16 @@ class Answers:
 
     def _redact(self, text: str) -> str:
         return redact(text, self.secrets)
+
+
+def httpx_url(location: str) -> str:
+    """A redirect's target as scheme, host and path: its query may carry a key.
+
+    >>> httpx_url("https://api.example.com/v10/clients?api_key=k")
+    'https://api.example.com/v10/clients'
+    """
+    parts = urllib.parse.urlsplit(location)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 def _body_or_none(response: httpx.Response) -> t.Any:

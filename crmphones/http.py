@@ -26,8 +26,14 @@ Rate governor (``RateGovernor``: one per client, shared by all its threads):
   paced client are a one-second window plus whole-second rounding: pacing fits them, and
   waiting for the rounded reset would waste the window).
 - **Pause.** Every thread waits until the server's ``Retry-After`` (else
-  ``X-RateLimit-Reset``, else our backoff) has passed, capped at ``max_delay``; send slots
-  reserved before the signal are void, so no thread fires into a closed window.
+  ``X-RateLimit-Reset``, else our backoff, else the dialect's ``throttle_pause``: Ticket
+  Evolution's 503 names no time: a second, doubling while the 503s go on) has passed,
+  however far away: an hourly quota is a pause of
+  up to an hour, not a failure. ``RetryPolicy.max_wait`` (the ``max_wait_seconds`` setting)
+  makes a request give up instead when the server asks for longer. Send slots reserved
+  before the signal are void, so no thread fires into a closed window. A line says what the
+  run waits for and until when (UTC) as the pause starts, and again every
+  ``notice_seconds`` while it lasts.
 - **Learn.** The rate becomes ``_HEADROOM`` (0.95) times the least of: the responses let
   through in the trailing second (longer below a few a second), ``X-RateLimit-Limit`` (a
   window is a second or longer), the current rate, and, when the reset is two or more
@@ -40,13 +46,21 @@ Rate governor (``RateGovernor``: one per client, shared by all its threads):
 - **Lower again.** A signal for a request sent after the last lesson teaches again, so the
   rate only goes down within a run (to ``_MIN_RATE`` at least); signals for requests already
   in flight at a lesson only extend the pause (one lesson per burst).
-- **Bounded.** A throttled attempt counts against ``max_attempts``: nothing loops on 429s.
-  Pauses and pacing add to ``waited_seconds`` per thread (eight paused threads, eight times).
+- **Bounded.** A throttle whose wait the server named (or the dialect's ``throttle_pause``)
+  spends none of the request's ``max_attempts``: the wait is the server's, not a failure.
+  A request still gives up after ``_MAX_THROTTLES`` of them in a row, and a throttle with no
+  named wait (our backoff guessed it) counts as an attempt: nothing loops on 429s.
+- **Counted once.** ``paused_seconds`` (and ``ApiClient.waited_seconds``) is the wall time
+  the run spent paused, the union of the pauses: eight threads waiting out one pause wait
+  it once.
+- **Several limits.** A rate header with several comma-separated values (Outreach's
+  ``X-RateLimit-Remaining: 9999, 19988``) is read as its most restrictive one.
 """
 
 from __future__ import annotations
 
 import collections
+import datetime
 import email.utils
 import json
 import logging
@@ -67,17 +81,19 @@ from crmphones.answers import (
     Reply,
     Secrets,
     Verdict,
+    never,
     no_words,
     redact,
     verdict,
 )
 from crmphones.clock import SYSTEM_CLOCK
 from crmphones.errors import FatalRequestError, TransientError
+from crmphones.paging import rebase
 
 if t.TYPE_CHECKING:
     from collections.abc import Collection
 
-    from crmphones.answers import ErrorWords
+    from crmphones.answers import CredentialCheck, ErrorWords
     from crmphones.clock import Clock
 
 __all__ = ["Abortable", "AbortedError", "AmbiguousWriteError", "ApiClient", "RateGovernor", "RetryPolicy",
@@ -91,7 +107,15 @@ logging.getLogger("httpcore").setLevel(logging.WARNING)
 # Failures that happen before the request reaches the server: always safe to resend.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _HEADROOM = 0.95  # of the rate the server showed: pacing jitter must not fill the window
+#: Of a documented long window's limit (an hour's): even spacing at 99% of it never fills a
+#: fixed or sliding hour, and the quota's own pause covers what other apps spend.
+_QUOTA_SHARE = 0.99
 _MIN_RATE = 0.05  # requests a second: the governor slows down, it never stops for good
+#: Throttles in a row a request accepts before it gives up: a server answering nothing but
+#: "wait" is down, not busy (an hourly quota costs a request one or two).
+_MAX_THROTTLES = 30
+_LONG_WINDOW = 60.0  # seconds to a reset from which the window is a quota's, not a burst's
+_NOTICED_PAUSE = 2.0  # seconds: a shorter pause is pacing's business, not worth a line
 
 
 class AmbiguousWriteError(TransientError):
@@ -119,8 +143,11 @@ class RetryPolicy:
     max_attempts: int = 6
     #: First backoff in seconds; doubles each attempt, with full jitter.
     base_delay: float = 0.25
-    #: Longest single wait, including a server's Retry-After.
+    #: Longest backoff of our own (a server's Retry-After is not capped by it).
     max_delay: float = 60.0
+    #: Longest pause a server may ask for (``max_wait_seconds``); longer, the request gives
+    #: up. None: wait as long as the server says.
+    max_wait: float | None = None
 
     def backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff for the given (1-based) attempt."""
@@ -131,18 +158,28 @@ class RateGovernor:
     """When the next request may start, for every thread of one client (see the module doc)."""
 
     def __init__(self, max_requests_per_second: float | None,
-                 sleep: t.Callable[[float], None], clock: Clock = SYSTEM_CLOCK) -> None:
+                 sleep: t.Callable[[float], None], clock: Clock = SYSTEM_CLOCK, *,
+                 api_name: str = "the API", notice_seconds: float = 60.0) -> None:
         """Start ungoverned below the ceiling.
 
         Args:
             max_requests_per_second: The configured ceiling (None: none).
-            sleep: How to wait (the client's, which counts and can be aborted).
+            sleep: How to wait (the client's, which can be aborted).
             clock: What slots and pauses are counted in (the one ``sleep`` waits in).
+            api_name: Name used in the pause lines.
+            notice_seconds: Least seconds between two lines about one pause.
         """
         self._ceiling = 1.0 / max_requests_per_second if max_requests_per_second else 0.0
         self._sleep = sleep
         self._clock = clock
         self._lock = threading.Lock()
+        self.api_name = api_name
+        self.notice_seconds = notice_seconds
+        #: Wall time the run spent paused (the union of the pauses), and pauses begun.
+        self.paused_seconds = 0.0
+        self.pauses = 0
+        self._why = ""  # what the current pause waits for, for its lines
+        self._noticed = -math.inf  # when a line last told of the current pause
         #: The learnt sustainable rate in requests a second; None until a throttle signal.
         self.rate: float | None = None
         #: Throttle signals seen, and how many of them taught a rate.
@@ -170,7 +207,7 @@ class RateGovernor:
                 self._next_slot = slot + interval
                 generation = self._generation
             if slot > now:
-                self._sleep(slot - now)
+                self._wait(now, slot)
             with self._lock:
                 # A pause declared while we slept voids the slot: take one after the pause.
                 if generation == self._generation:
@@ -181,6 +218,34 @@ class RateGovernor:
                         self._span_start = granted
                     return granted
 
+    def set_ceiling(self, max_requests_per_second: float) -> None:
+        """Pace at this rate from now on (a limit read in the server's headers)."""
+        with self._lock:
+            self._ceiling = 1.0 / max_requests_per_second
+
+    def _wait(self, now: float, until: float) -> None:
+        """Sleep until ``until``; while it is a pause, tell what the run waits for, at the
+        pause's start and every ``notice_seconds`` (one thread tells for all)."""
+        while now < until:
+            step = until - now
+            with self._lock:
+                pausing = self._pause_until > now
+                if (pausing and self._pause_until - now >= _NOTICED_PAUSE
+                        and now - self._noticed >= self.notice_seconds):
+                    self._noticed = now
+                    self._notice(now)
+            if pausing:
+                step = min(step, self.notice_seconds)
+            self._sleep(step)
+            now = self._clock.now()
+
+    def _notice(self, now: float) -> None:
+        left = self._pause_until - now
+        resume = datetime.datetime.fromtimestamp(self._clock.time() + left, datetime.timezone.utc)
+        logger.warning("%s: paused, waiting for %s until %s UTC (%s left); every request "
+                       "waits, none is given up", self.api_name, self._why,
+                       resume.strftime("%Y-%m-%d %H:%M:%S"), _duration(left))
+
     def let_through(self, sent_at: float) -> None:
         """The server answered the request granted at ``sent_at`` without throttling."""
         with self._lock:
@@ -190,15 +255,16 @@ class RateGovernor:
                 self._span_count += 1
 
     def throttle(self, sent_at: float, delay: float, *, learn: bool, server_delay: bool,
-                 limit: int | None) -> None:
+                 limit: int | None, why: str = "its rate limit") -> None:
         """A throttle signal: pause every thread for ``delay`` seconds and maybe learn.
 
         Args:
             sent_at: When the throttled request was granted its slot.
-            delay: Seconds to pause (the server's, else our backoff), already capped.
+            delay: Seconds to pause (the server's, else our backoff).
             learn: Whether the signal says something about the rate (not maintenance).
             server_delay: Whether ``delay`` is the server's word (it dates the reset).
             limit: ``X-RateLimit-Limit``, when sent.
+            why: What the pause waits for, for its lines.
         """
         with self._lock:
             now = self._clock.now()
@@ -209,7 +275,14 @@ class RateGovernor:
                 # A refusal of the lesson's burst sent later: requests let through before
                 # it were in the same window, even those sent after the first refusal.
                 self._recount = (sent_at, *self._recount[1:])
-            self._pause_until = max(self._pause_until, now + delay)
+            until = now + delay
+            if until > self._pause_until:
+                if self._pause_until <= now:  # a new pause, not a longer one
+                    self.pauses += 1
+                    self._noticed = -math.inf
+                self.paused_seconds += until - max(self._pause_until, now)
+                self._why = why
+            self._pause_until = max(self._pause_until, until)
             self._next_slot = self._pause_until
             self._generation += 1
             # The server's window starts afresh when the pause ends.
@@ -230,7 +303,9 @@ class RateGovernor:
             return  # nothing let through lately: no lesson, only the pause
         self._recount = (sent_at, horizon, min(others, default=math.inf)) if trailing else None
         candidates = [*others, trailing / horizon] if trailing else others
-        self.rate = max(_MIN_RATE, _HEADROOM * min(candidates))
+        # A long window (an hour's quota) is not filled by pacing jitter: 99% of it.
+        headroom = _QUOTA_SHARE if delay is not None and delay >= _LONG_WINDOW else _HEADROOM
+        self.rate = max(_MIN_RATE, headroom * min(candidates))
         self.lessons += 1
         logger.info("throttled: pacing at %.2f requests a second from now", self.rate)
 
@@ -286,6 +361,11 @@ class ApiClient:
         auth_statuses: tuple[int, ...] = (401, 403),
         error_words: ErrorWords = no_words,
         refusal_statuses: Collection[int] = DEFAULT_REFUSALS,
+        refuses_credential: CredentialCheck = never,
+        throttle_pause: float | None = None,
+        quota_window: float | None = None,
+        pace_is_default: bool = False,
+        notice_seconds: float = 60.0,
         clock: Clock | None = None,
     ) -> None:
         """Build the client.
@@ -306,6 +386,18 @@ class ApiClient:
                 403 for a duplicate phone, so it only lists 401).
             error_words: The API's own words from a decoded error body, or None.
             refusal_statuses: Statuses by which a write refuses one record (a reject).
+            refuses_credential: Whether a refusal's status and body refuse the credential
+                rather than the record (Outreach's 403 ``unauthorizedOauthScope``).
+            throttle_pause: When a 503 without ``Retry-After`` is the API's throttle (Ticket
+                Evolution), the longest pause, which lets its rate window pass (pauses start
+                at a second and double while the throttles go on); None: a 503 without
+                ``Retry-After`` is an outage, retried with backoff.
+            quota_window: The documented length of the window ``X-RateLimit-Limit`` counts
+                (Outreach: an hour): a limit read there paces the client under it. None: not
+                known, the limit only teaches on a throttle.
+            pace_is_default: Whether ``max_requests_per_second`` is the dialect's default (a
+                limit read in the headers then replaces it) rather than the user's setting.
+            notice_seconds: Least seconds between two lines about one pause.
             clock: What pacing, pauses and retry backoff wait in (default
                 `crmphones.clock.DEFAULT_CLOCK`; a fake one in tests).
         """
@@ -318,11 +410,19 @@ class ApiClient:
         self._secrets = secrets if isinstance(secrets, Secrets) else Secrets(secrets)
         #: Turns the answers this client returns into documents, replies and errors.
         self.answers = Answers(api_name, auth_hint, error_words, frozenset(refusal_statuses),
-                               auth_statuses, self._secrets, httpx.URL(base_url).path.rstrip("/"))
+                               auth_statuses, self._secrets, httpx.URL(base_url).path.rstrip("/"),
+                               refuses_credential)
+        self.throttle_pause = throttle_pause
+        self.quota_window = quota_window
+        self.pace_is_default = pace_is_default
+        self._unnamed_throttles = 0  # 503 throttles in a row without a request let through
+        self._doubled_at = -math.inf  # when that streak last grew
+        self._paced_by_limit: int | None = None  # the X-RateLimit-Limit pacing follows
         self._stats_lock = threading.Lock()
         self._aborted = threading.Event()
         #: Paces every thread: the configured ceiling, then whatever throttling teaches.
-        self.governor = RateGovernor(max_requests_per_second, self._sleep, self.clock)
+        self.governor = RateGovernor(max_requests_per_second, self._sleep, self.clock,
+                                     api_name=api_name, notice_seconds=notice_seconds)
         self._auth = auth
         self._client = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
@@ -333,8 +433,11 @@ class ApiClient:
         )
         #: Counts of responses by status (and "error" for transport failures).
         self.calls: dict[str, int] = {}
-        #: Seconds spent sleeping on rate limits and backoff.
-        self.waited_seconds = 0.0
+
+    @property
+    def waited_seconds(self) -> float:
+        """Wall time the run spent paused on rate limits (overlapping pauses count once)."""
+        return self.governor.paused_seconds
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -391,7 +494,9 @@ class ApiClient:
         where = f"{method.upper()} /{path.split('?')[0].lstrip('/')}"
         if path.startswith("http"):
             where = f"{method.upper()} {httpx.URL(path).path}"
-        for attempt in range(1, self.retry.max_attempts + 1):
+        attempt = throttles = 0
+        while attempt < self.retry.max_attempts:
+            attempt += 1
             if self._aborted.is_set():
                 msg = f"{self.api_name} {where}: not sent, the run is stopping"
                 raise AbortedError(msg)
@@ -399,7 +504,7 @@ class ApiClient:
             throttled = False
             try:
                 response = self._client.request(
-                    method, path.lstrip("/") if not path.startswith("http") else path,
+                    method, path.lstrip("/") if not path.startswith("http") else self._rebase(path),
                     params=params, content=content, headers=headers,
                 )
             except httpx.TransportError as exc:
@@ -419,22 +524,35 @@ class ApiClient:
                     msg = f"{self.api_name} {where}: 500 on a write, outcome unknown"
                     raise AmbiguousWriteError(msg)
                 if judged is not Verdict.RETRY:
+                    self._unnamed_throttles = 0
                     self.governor.let_through(sent_at)
                     self._respect_quota(response, sent_at)
                     return response
                 failure = f"HTTP {status}"
                 server_delay = self._server_delay(response)
-                delay = self.retry.backoff(attempt) if server_delay is None else server_delay
-                delay = min(delay, self.retry.max_delay)
                 kind = self._throttle_kind(response)
+                window = None
+                if kind and server_delay is None and status == 503:
+                    window = self._window_pause(sent_at)  # the throttle names no time
+                delay = server_delay if server_delay is not None else window
+                if delay is None:
+                    delay = min(self.retry.backoff(attempt), self.retry.max_delay)
                 if kind:  # every thread pauses, not only this one
                     throttled = True
+                    self._within_max_wait(where, failure, delay)
                     self.governor.throttle(sent_at, delay, learn=kind == "learn",
                                            server_delay=server_delay is not None,
-                                           limit=_int_header(response, "X-RateLimit-Limit"))
+                                           limit=_int_header(response, "X-RateLimit-Limit"),
+                                           why=self._why(response, failure))
+                    throttles += 1
+                    if (server_delay is not None or window is not None) and \
+                            throttles < _MAX_THROTTLES:
+                        attempt -= 1  # a wait for the window, not a failure: no attempt spent
+                        logger.info("%s %s: %s, waits %.2fs with every thread (throttle %d)",
+                                    self.api_name, where, failure, delay, throttles)
+                        continue
             if attempt == self.retry.max_attempts:
                 break
-            delay = min(delay, self.retry.max_delay)
             logger.warning(
                 "%s %s: %s, retry %d/%d in %.2fs", self.api_name, where, failure,
                 attempt, self.retry.max_attempts - 1, delay,
@@ -476,8 +594,6 @@ class ApiClient:
             self.calls[key] = self.calls.get(key, 0) + 1
 
     def _sleep(self, seconds: float) -> None:
-        with self._stats_lock:
-            self.waited_seconds += seconds
         if self.clock.sleep(seconds, self._aborted):
             msg = f"{self.api_name}: stopped waiting, the run is stopping"
             raise AbortedError(msg)
@@ -487,28 +603,74 @@ class ApiClient:
         return self.governor.acquire()
 
     def _respect_quota(self, response: httpx.Response, sent_at: float) -> None:
-        """When the quota is spent, pause for its reset instead of earning a 429."""
-        remaining = response.headers.get("X-RateLimit-Remaining")
-        reset = response.headers.get("X-RateLimit-Reset")
-        if remaining != "0" or not reset or not reset.isdigit():
+        """Pace under a documented window's limit; when the quota is spent, pause for its
+        reset instead of earning a 429."""
+        limit = _int_header(response, "X-RateLimit-Limit")
+        if limit and self.quota_window and self.pace_is_default and limit != self._paced_by_limit:
+            self._paced_by_limit = limit  # the user's own pacing, if set, is theirs to keep
+            self.governor.set_ceiling(_QUOTA_SHARE * limit / self.quota_window)
+        remaining = _int_header(response, "X-RateLimit-Remaining", positive=False)
+        reset = _int_header(response, "X-RateLimit-Reset")
+        if remaining != 0 or reset is None:
             return
-        wait = int(reset) - self.clock.time()
-        if not 0 < wait <= self.retry.max_delay:
+        wait = reset - self.clock.time()
+        if wait <= 0:
             return
         if self.governor.rate is not None and wait <= 2.0:
             return  # a one-second window (whole-second resets add up to one): pacing fits it
-        logger.info("%s quota spent; waiting %.1fs for its reset", self.api_name, wait)
-        self.governor.throttle(sent_at, wait, learn=True, server_delay=True,
-                               limit=_int_header(response, "X-RateLimit-Limit"))
+        if self.retry.max_wait is not None and wait > self.retry.max_wait:
+            return  # this answer is good; the next request's 429 gives up
+        self.governor.throttle(sent_at, wait, learn=True, server_delay=True, limit=limit,
+                               why="its quota to reset (X-RateLimit-Remaining: 0)")
+
+    def _window_pause(self, sent_at: float) -> float:
+        """The pause for a throttle that names no time: a second, doubling for each one in a
+        row, up to ``throttle_pause`` (the API's window): a window passes in a few steps, and
+        a lone 503 of an outage (the same answer) costs a second, not a window. Refusals of
+        requests sent before the last doubling are its burst: they do not double it again."""
+        with self._stats_lock:
+            if sent_at >= self._doubled_at or not self._unnamed_throttles:
+                self._unnamed_throttles += 1
+                self._doubled_at = self.clock.now()
+            streak = self._unnamed_throttles
+        return min(self.throttle_pause or 0.0, 2.0 ** min(streak - 1, 30))
+
+    def _within_max_wait(self, where: str, failure: str, wait: float) -> None:
+        """Give up when the server asks for a longer pause than ``max_wait_seconds``."""
+        most = self.retry.max_wait
+        if most is not None and wait > most:
+            msg = (f"{self.api_name} {where}: {failure}, the server asks to wait "
+                   f"{_duration(wait)}, longer than the `max_wait_seconds` setting "
+                   f"({_duration(most)}): given up")
+            raise TransientError(msg)
 
     @staticmethod
-    def _throttle_kind(response: httpx.Response) -> str | None:
+    def _why(response: httpx.Response, failure: str) -> str:
+        """What a throttle's pause waits for, in words."""
+        if response.status_code == 429:
+            return f"its rate limit ({failure})"
+        if response.headers.get("Retry-After"):
+            return f"the service to come back ({failure} with Retry-After)"
+        return f"its rate window to pass ({failure}, the API's throttle)"
+
+    def _rebase(self, link: str) -> str:
+        """An absolute link (a next page) on the configured base URL's origin."""
+        rebased = rebase(link, self.base_url_text)
+        if rebased != link:
+            logger.warning("%s: a link pointed to another origin (%s); followed on %s", self.api_name,
+                           httpx.URL(link).copy_with(path="/", query=None, fragment=None),
+                           httpx.URL(self.base_url_text).copy_with(path="/", query=None))
+        return rebased
+
+    def _throttle_kind(self, response: httpx.Response) -> str | None:
         """``learn`` for a rate refusal, ``pause`` for maintenance, None for other failures."""
         if response.status_code == 429:
             return "learn"
         retry_after = response.headers.get("Retry-After", "").strip()
-        if response.status_code != 503 or not retry_after:
+        if response.status_code != 503:
             return None
+        if not retry_after:
+            return "learn" if self.throttle_pause is not None else None
         try:
             float(retry_after)
         except ValueError:
@@ -538,7 +700,25 @@ class ApiClient:
         return None
 
 
-def _int_header(response: httpx.Response, name: str) -> int | None:
-    """A positive integer header, or None."""
-    value = response.headers.get(name, "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else None
+def _int_header(response: httpx.Response, name: str, *, positive: bool = True) -> int | None:
+    """An integer header (positive unless told), its least value when it holds several
+    (``9999, 19988``: two limits, the most restrictive wins); None when absent or unreadable."""
+    values = [v.strip() for v in response.headers.get(name, "").split(",")]
+    if not all(v.isdigit() for v in values):
+        return None
+    least = min(int(v) for v in values)
+    return None if positive and least <= 0 else least
+
+
+def _duration(seconds: float) -> str:
+    """``59m 58s`` for a person reading a pause line.
+
+    >>> _duration(3598.2), _duration(42.0), _duration(7322)
+    ('59m 59s', '42s', '2h 02m 02s')
+    """
+    whole = math.ceil(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"

@@ -5,13 +5,14 @@ from __future__ import annotations
 import queue
 import threading
 import typing as t
+import urllib.parse
 
 from crmphones.errors import FatalRequestError
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-__all__ = ["follow_next_links"]
+__all__ = ["follow_next_links", "rebase"]
 
 GetPage = t.Callable[[str, t.Any], dict[str, t.Any]]
 
@@ -77,6 +78,23 @@ def follow_next_links(
             yield from item.get("data") or []
     finally:
         stopped.set()
+
+
+def rebase(link: str, base_url: str) -> str:
+    """A next-page link on the configured base URL's scheme, host and port; its path and
+    query kept.
+
+    Credentials ride on every request, so a link never decides where they go: a server's
+    link to ``http://`` (Activix's documented example) or to another host is followed on the
+    configured origin, never in clear nor elsewhere.
+
+    >>> rebase("http://api.crm.activix.ca/v2/leads?page=2", "https://api.crm.activix.ca/v2")
+    'https://api.crm.activix.ca/v2/leads?page=2'
+    >>> rebase("https://evil.example:8443/v2/leads?page=2", "https://api.crm.activix.ca/v2")
+    'https://api.crm.activix.ca/v2/leads?page=2'
+    """
+    parts, base = urllib.parse.urlsplit(link), urllib.parse.urlsplit(base_url)
+    return urllib.parse.urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
 
 
 def _pages(get_page: GetPage, path: str, params: t.Any) -> Iterator[dict[str, t.Any]]:

@@ -150,9 +150,9 @@ def in_flight_at_once(log: Iterable[LoggedRequest]) -> int:
 
 
 def outreach_config(server: EmulatorServer, token: str, **extra: t.Any) -> dict[str, t.Any]:
-    """Plugin settings pointing at an emulated Outreach account."""
+    """Plugin settings pointing at an emulated Outreach account, pacing off unless asked."""
     return {"provider": "outreach", "api_url": f"{server.url}/api/v2", "access_token": token,
-            **extra}
+            "max_requests_per_minute": 0, **extra}
 
 
 @pytest.fixture

@@ -80,7 +80,7 @@ class Activix(Dialect):
             auth_hint="the `access_token` setting (the Activix API key)",
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             secrets=[token],
-            max_requests_per_second=self.requests_per_second,
+            **self.client_settings(),
             auth_statuses=(401,),  # 403 also means "Duplicate phone." (§7)
             error_words=_error_words,
             # 403: a duplicate (reconciled on a create); 404: the phone is gone (an update

@@ -10,6 +10,7 @@ import abc
 import typing as t
 from dataclasses import dataclass
 
+from crmphones.http import RetryPolicy
 from crmphones.phones import canonical_phone_type, normalize
 from crmphones.records import PHONE_RECORD_SCHEMA, PhoneRecord
 
@@ -86,6 +87,9 @@ class Dialect(abc.ABC):
     ancestor_kinds: t.ClassVar[dict[str, tuple[str, ...]]] = {}
     #: Pacing when ``max_requests_per_minute`` is not set: just under the documented limit.
     default_requests_per_minute: t.ClassVar[float | None] = None
+    #: The documented window ``X-RateLimit-Limit`` counts, in seconds (Outreach: an hour);
+    #: None when the API documents none.
+    quota_window_seconds: t.ClassVar[float | None] = None
 
     def __init__(self, config: Mapping[str, t.Any]) -> None:
         """Bind the dialect to one account.
@@ -100,6 +104,13 @@ class Dialect(abc.ABC):
         pace = config.get("max_requests_per_minute")
         per_minute = self.default_requests_per_minute if pace is None else float(pace)
         self.requests_per_second = per_minute / 60 if per_minute else None
+        #: Pacing is the dialect's default: a limit the API's headers show may replace it.
+        self.pace_is_default = pace is None
+        max_wait = config.get("max_wait_seconds")
+        #: How hard to try one request, and how long a pause the server may ask for.
+        self.retry = RetryPolicy(max_wait=None if max_wait is None else float(max_wait))
+        #: Least seconds between two lines about one pause (the target's progress lines').
+        self.notice_seconds = float(config.get("progress_seconds") or 60)
         #: Requests in flight at once (``max_concurrency``), for writes and child reads.
         self.concurrency = max(1, int(config.get("max_concurrency") or 8))
         self.client = self.build_client()
@@ -119,6 +130,14 @@ class Dialect(abc.ABC):
     def close(self) -> None:
         """Release connections."""
         self.client.close()
+
+    def client_settings(self) -> dict[str, t.Any]:
+        """The `ApiClient` keywords every dialect takes from the settings: pacing, the retry
+        policy with ``max_wait_seconds``, the pause lines' interval, the quota's window."""
+        return {"max_requests_per_second": self.requests_per_second, "retry": self.retry,
+                "notice_seconds": self.notice_seconds,
+                "quota_window": self.quota_window_seconds,
+                "pace_is_default": self.pace_is_default}
 
     # -- shared helpers ---------------------------------------------------------------
 

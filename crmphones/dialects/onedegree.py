@@ -80,7 +80,7 @@ class OneDegree(Dialect):
             headers={"Accept": "application/json"},
             params={"api_key": key},
             secrets=[key, secret],
-            max_requests_per_second=self.requests_per_second,
+            **self.client_settings(),
             auth_statuses=(401,),  # 403 is "not your resource": a reject, not a bad key (§9)
             error_words=_error_words,
             refusal_statuses=DEFAULT_REFUSALS | {403},

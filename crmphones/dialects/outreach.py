@@ -6,7 +6,8 @@ media type ``application/vnd.api+json`` (§1), cursor pages via
 ``page[size]`` and ``links.next`` (§5), ``filter[updatedAt]=a..inf`` + ``sort=updatedAt``
 for incremental reads (§6), ``filter[prospect][id]=1,2`` to list a prospect's numbers (§3),
 POST 201 / PATCH 200 with ``data.id`` matching the URL (§4), errors envelope (§7),
-10,000 requests/hour with ``X-RateLimit-*`` headers (§8).
+10,000 requests/hour with ``X-RateLimit-*`` headers (§8), 403 ``unauthorizedRequest`` for one
+record and ``unauthorizedOauthScope`` for the token (update 2026-12-07).
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ class Outreach(Dialect):
     required_settings = ("access_token",)
     #: What refreshes the access token, all three together (instead of ``access_token``).
     oauth_settings = ("refresh_token", "client_id", "client_secret")
+
+    # §8: 10,000 requests an hour per user; paced at 99% of it, and of the limit
+    # ``X-RateLimit-Limit`` shows (a fixed or sliding hour then never fills).
+    default_requests_per_minute = 165  # 9,900 an hour
+    quota_window_seconds = 3600.0
     streams = (
         StreamSpec("phone_numbers", Dialect.phone_schema(), replication_key="updated_at"),
         StreamSpec("prospects", PROSPECT_SCHEMA, replication_key="updated_at",
@@ -113,10 +119,13 @@ class Outreach(Dialect):
             auth=self.oauth,
             headers=headers,
             secrets=secrets,
-            max_requests_per_second=self.requests_per_second,
+            **self.client_settings(),
             error_words=_error_words,
+            # 403 is a record refused by the permission rules, unless its words refuse the token.
+            auth_statuses=(401,),
+            refuses_credential=_refuses_credential,
             # 415: our media type was refused; the record is rejected with Outreach's words.
-            refusal_statuses=DEFAULT_REFUSALS | {415},
+            refusal_statuses=DEFAULT_REFUSALS | {403, 415},
         )
 
     def close(self) -> None:
@@ -235,6 +244,23 @@ class Outreach(Dialect):
 
 def _iso(when: datetime.datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def _refuses_credential(status: int, body: t.Any) -> bool:
+    """A 403 refuses the token unless it is ``unauthorizedRequest``: this one record, by
+    Outreach's permission rules (§7; ``unauthorizedOauthScope`` is a missing scope).
+
+    >>> _refuses_credential(403, {"errors": [{"id": "unauthorizedRequest"}]})
+    False
+    >>> _refuses_credential(403, {"errors": [{"id": "unauthorizedOauthScope"}]}), \
+    ...     _refuses_credential(403, None)
+    (True, True)
+    """
+    if status != 403:
+        return False
+    errors = body.get("errors") if isinstance(body, dict) else None
+    ids = {e.get("id") for e in errors if isinstance(e, dict)} if isinstance(errors, list) else set()
+    return ids != {"unauthorizedRequest"}
 
 
 def _error_words(body: t.Any) -> str | None:

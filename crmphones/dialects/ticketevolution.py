@@ -6,6 +6,15 @@ clients index embedding ``phone_numbers`` with ``current_page``/``per_page``/
 ``total_entries`` (§3, §4), ``updated_at.gte`` on clients (§5), array create and bare-object
 update, ``label`` <= 20 characters, ids as integers or strings, ``country_code`` "1" or "+1"
 (§6), 422 messages and 503 throttling (§7, §8). There is no DELETE: no plan needs one.
+
+The official Ruby client (update 2026-12-07) documents 503 as "the rate limit for the given
+token may have been reached: retry", with no ``Retry-After``; a 503 without one is therefore
+a throttle: every thread pauses, a second at first, doubling while the 503s go on, up to
+``THROTTLE_PAUSE``: the window's length is not published [U]; a minute is assumed [A], the
+usual span of per-token limits and the emulator's default window. An outage's 503 is the
+same answer: a lone one costs a second. A 202 on a create (accepted, processed later) may have made
+the phones: the loader looks them up before anything is sent again. A 301/302 stops the run
+naming ``api_url`` (``crmphones.answers``).
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from crmphones.auth import TicketEvolutionSigner
 from crmphones.concurrency import ordered_map
 from crmphones.dialects.base import Dialect, StreamSpec
 from crmphones.errors import FatalRequestError
-from crmphones.http import ApiClient
+from crmphones.http import AmbiguousWriteError, ApiClient
 from crmphones.phones import canonical_phone_type
 from crmphones.records import PHONE_RECORD_SCHEMA, Owner, WriteResult
 from crmphones.translation import native_type
@@ -32,10 +41,13 @@ if t.TYPE_CHECKING:
 
     from crmphones.records import PhoneRecord
 
-__all__ = ["LABEL_MAX", "TicketEvolution"]
+__all__ = ["LABEL_MAX", "THROTTLE_PAUSE", "TicketEvolution"]
 
 _PER_PAGE = 100  # §4: list calls max out at 100
 _LOOKUPS_BEFORE_PAGING = 3  # below this many clients, one list each is always cheapest
+#: The longest pause of every thread on 503s without ``Retry-After``: the token's rate
+#: window, assumed a minute (see the module doc).
+THROTTLE_PAUSE = 60.0
 #: §6: labels longer than this are cut to it (whitespace trimmed first), never sent to a 422.
 LABEL_MAX = 20
 
@@ -72,7 +84,7 @@ class TicketEvolution(Dialect):
     )
 
     def build_client(self) -> ApiClient:
-        """Every request signed; 503 (throttling, §7) is retried by the HTTP layer."""
+        """Every request signed; a 503 (throttling, §7) pauses every thread for a window."""
         token = str(self.config.get("api_token") or "")
         secret = str(self.config.get("api_secret") or "")
         return ApiClient(
@@ -82,9 +94,10 @@ class TicketEvolution(Dialect):
             auth=TicketEvolutionSigner(token, secret),
             headers={"Accept": "application/json"},
             secrets=[token, secret],
-            max_requests_per_second=self.requests_per_second,
+            **self.client_settings(),
             auth_statuses=(401,),
             error_words=_error_words,
+            throttle_pause=THROTTLE_PAUSE,
         )
 
     # -- read -------------------------------------------------------------------------
@@ -254,10 +267,17 @@ class TicketEvolution(Dialect):
 
         When the API refuses the batch (422), each item is sent alone so one bad number
         costs only itself.
+
+        Raises:
+            AmbiguousWriteError: on a 202 (the caller looks before sending again).
         """
         items = [self._item(phone) for phone in phones]
         reply = self.client.send_json("POST", f"clients/{owner.parent_id}/phone_numbers",
                                       {"phone_numbers": items})
+        if reply.status == 202:  # accepted, processed later: the phones may exist by now
+            msg = (f"{self.title} {reply.where}: 202 accepted for later processing, the "
+                   "phones not returned")
+            raise AmbiguousWriteError(msg)
         if len(items) > 1 and reply.status in (400, 422):
             return [next(iter(self.create_many(owner, [phone]))) for phone in phones]
         if reply.refused:

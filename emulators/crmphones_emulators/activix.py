@@ -78,6 +78,9 @@ class ActivixOptions(RateOptions):
     token: str = option("emulator-token", "accepted Bearer API key (§2)")
     rate_limit: int = option(200, "requests per window (§8)")
     rate_window: float = option(60.0, "rolling window length in seconds")
+    link_origin: str = option(
+        "", "scheme://host[:port] written in links instead of the request's own: the docs' "
+        "pagination example links to http://api.crm.activix.ca (update 2026-12-07)")
     bare_objects: bool = option(
         False, "single objects without the {data: ...} wrapper (older docs, seed 001)")
     mobile_flag: bool = option(
@@ -376,7 +379,8 @@ class ActivixApp:
         total, include = len(rows), self._includes(request)
         last_page = max(1, math.ceil(total / per_page))
         chunk = rows[(page - 1) * per_page: page * per_page]
-        base = f"http://{request.host or '127.0.0.1'}{request.path.rstrip('/')}"
+        origin = self.options.link_origin.rstrip("/") or f"http://{request.host or '127.0.0.1'}"
+        base = f"{origin}{request.path.rstrip('/')}"
         frm = (page - 1) * per_page + 1 if chunk else None
         return Response(200, {
             "data": [self._render_lead(r, include) for r in chunk],

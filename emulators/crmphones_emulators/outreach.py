@@ -124,6 +124,12 @@ def _not_found(kind: str, ident: t.Any) -> Response:
                   f"Could not find '{kind}' with ID '{ident}'.")
 
 
+def _ids(value: str | t.Iterable[int | str] | None) -> frozenset[int]:
+    """Ids from a comma list (command line) or a list (config)."""
+    items = value.split(",") if isinstance(value, str) else (value or ())
+    return frozenset(int(item) for item in items if str(item).strip())
+
+
 @dataclass
 class OutreachOptions(RateOptions):
     """Outreach's switches (`OutreachApp` keywords, `/_emulator/config` keys, CLI options)."""
@@ -148,6 +154,17 @@ class OutreachOptions(RateOptions):
                                 "another answers 429 with Retry-After (§2)")
     rate_limit: int = option(10_000, "requests per window (§8: 10,000 per hour)")
     rate_window: float = option(3600.0, "length of the fixed window in seconds")
+    second_limit: int = option(
+        0, "when > 0, the X-RateLimit headers carry a second, larger limit after the first "
+        "(`9999, 19988`: update 2026-12-07 [I]), counted by the same requests")
+    refused_prospects: frozenset[int] = option(
+        frozenset(), "comma list of prospect ids whose phones this user may not write: 403 "
+        "unauthorizedRequest (§7, per-record permission rules)", parse=_ids)
+    scope_refused: bool = option(
+        False, "every request answers 403 unauthorizedOauthScope (§7: the token lacks the scope)")
+    link_origin: str = option(
+        "", "scheme://host[:port] written in links instead of the request's own (a link to "
+        "another host or to http://)")
 
 
 class OutreachApp:
@@ -278,6 +295,9 @@ class OutreachApp:
             return response
         allowed, remaining, reset_in = self.limiter.take()
         headers = self._quota_headers(remaining, reset_in)
+        if self.options.scope_refused:  # §7: the token lacks the scope, for every request
+            return _error(403, "unauthorizedOauthScope", "Unauthorized OAuth Scope",
+                          "The access token lacks the scope this request needs.", headers=headers)
         if not allowed:  # §8: 429 with Retry-After in seconds [A]
             headers["Retry-After"] = str(max(1, math.ceil(reset_in)))
             reset_at = iso(int((self.clock.time() + reset_in) * 1000))
@@ -357,9 +377,22 @@ class OutreachApp:
         return Response(200, body, headers={"Cache-Control": "no-store"}, log_body=False)
 
     def _quota_headers(self, remaining: int, reset_in: float) -> dict[str, str]:
-        """§8: limit, remaining, and the reset time as Unix epoch seconds."""
-        return {"X-RateLimit-Limit": str(self.limiter.limit), "X-RateLimit-Remaining": str(remaining),
+        """§8: limit, remaining, and the reset time as Unix epoch seconds; with
+        ``second_limit``, two values each (the hour's first)."""
+        limit, left = str(self.limiter.limit), str(remaining)
+        second = self.options.second_limit
+        if second > 0:
+            used = self.limiter.limit - remaining
+            limit, left = f"{limit}, {second}", f"{left}, {max(0, second - used)}"
+        return {"X-RateLimit-Limit": limit, "X-RateLimit-Remaining": left,
                 "X-RateLimit-Reset": str(math.ceil(self.clock.time() + reset_in))}
+
+    def _refused(self, prospect: int | None) -> Response | None:
+        """§7: 403 ``unauthorizedRequest`` for a phone of a prospect this user may not write."""
+        if prospect is None or prospect not in self.options.refused_prospects:
+            return None
+        return _error(403, "unauthorizedRequest", "Unauthorized Request",
+                      f"You are not allowed to modify phone numbers of prospect {prospect}.")
 
     def _route(self, request: Request) -> Response | Route:
         """The shared router; a known path with another method is a 405 with `Allow` [A]."""
@@ -575,7 +608,8 @@ class OutreachApp:
     def _page(self, request: Request, rows: list[dict[str, t.Any]], sort: list[tuple[str, bool]]
               ) -> Response | tuple[list[dict[str, t.Any]], dict[str, str]]:
         """§5: cursor pages (`page[size]`, opaque `page[after]`/`page[before]`) or offset pages."""
-        base = f"http://{request.host or '127.0.0.1'}{request.path.rstrip('/')}"
+        origin = self.options.link_origin.rstrip("/") or f"http://{request.host or '127.0.0.1'}"
+        base = f"{origin}{request.path.rstrip('/')}"
         kept = [(k, v) for k, v in request.query if not k.startswith("page[")]
         if request.param("page[limit]") is not None or request.param("page[offset]") is not None:
             return self._offset_page(request, rows, base, kept)
@@ -708,6 +742,9 @@ class OutreachApp:
         changes = self._changes(data, creating=True)
         if isinstance(changes, Response):
             return changes
+        refused = self._refused(changes["prospect"])
+        if refused is not None:
+            return refused
         now, phone_id = self._tick(), self._next_id
         self._next_id += 1
         phone = {"id": phone_id, "prospect": changes["prospect"], "number": changes["number"],
@@ -725,6 +762,9 @@ class OutreachApp:
         phone = self.phones.get(int(ident)) if ident.isdigit() else None
         if phone is None:
             return _not_found("phoneNumber", ident)
+        refused = self._refused(phone["prospect"])
+        if refused is not None:
+            return refused
         data = self._body(request, phone["id"])
         if isinstance(data, Response):
             return data

@@ -125,6 +125,14 @@ class TicketEvolutionOptions(RateOptions):
     rate_window: float = option(60.0, "fixed window length in seconds")
     rate_status: int = option(503, "status when throttled: 503 as documented (§7/§8), or 429 [A]",
                               choices=(503, 429))
+    throttle_retry_after: bool = option(
+        True, "a throttled answer carries Retry-After [A]; off: none, as the official client "
+        "documents its 503 (update 2026-12-07)", flag="--no-throttle-retry-after")
+    accept_creates: bool = option(
+        False, "a phone create answers 202 accepted, without the phones (§7: processed later; "
+        "[A] made at once)")
+    redirect_to: str = option(
+        "", "when set, every API request answers 301 with this URL as its Location (§7)")
     mixed_ids: bool = option(
         False, "string ids everywhere except integer ids in create answers (§6, §9.3)")
     normalize_country_code: bool = option(
@@ -261,11 +269,15 @@ class TicketEvolutionApp:
             return _not_found()  # includes DELETE on phone numbers: no such route (§3, §9.5)
         if not self._authentic(request):
             return Response(401, {"error": "Unauthorized"})  # §7 [A]
+        if self.options.redirect_to:  # §7: 301 moved permanently [D T5]
+            return Response(301, {"error": "Moved Permanently"},
+                            headers={"Location": self.options.redirect_to})
         allowed, _, reset_in = self.limiter.take()
         if not allowed:  # §8: 503 "token rate limit reached - retry" [D T5]; 429 variant [A]
             retry = str(max(1, math.ceil(reset_in)))
+            headers = {"Retry-After": retry} if self.options.throttle_retry_after else {}
             return Response(self.options.rate_status, {"error": "Rate limit reached, retry later"},
-                            headers={"Retry-After": retry})
+                            headers=headers)
         with self._lock:
             return route.handler(request, *(int(arg) for arg in route.args))
 
@@ -517,6 +529,8 @@ class TicketEvolutionApp:
         stamp = self._tick()  # one request, one timestamp (T0 example)
         made = [self._render_phone(self._store_phone(client_id, clean, None, stamp), created=True)
                 for clean in checked]
+        if self.options.accept_creates:  # §7: 202 accepted for later processing
+            return Response(202, {"status": "accepted"})
         return Response(201, {"current_page": 1, "per_page": MAX_PER_PAGE, "total_entries": len(made),
                               "phone_numbers": made})
 

@@ -126,7 +126,7 @@ def test_refusals_reject_the_record_in_the_apis_words(
 
 #: (dialect, status): answers that stop the run with FatalRequestError.
 STOPS = [("outreach", 409), ("activix", 400), ("activix", 405), ("onedegree", 409),
-         ("ticketevolution", 403), ("ticketevolution", 406), ("ticketevolution", 302)]
+         ("ticketevolution", 403), ("ticketevolution", 406)]
 
 
 @pytest.mark.parametrize(("dialect", "status"), STOPS)
@@ -145,6 +145,47 @@ def test_other_statuses_stop_the_run_naming_method_and_path(
     assert SECRET not in str(caught.value)  # the query is never quoted
 
 
+@pytest.mark.parametrize("dialect", list(_CONFIGS))
+@pytest.mark.parametrize("status", [301, 302])
+def test_a_redirect_stops_the_run_naming_api_url(answers: dict[str, Answers], dialect: str,
+                                                 status: int) -> None:
+    """Ticket Evolution documents 301/302: the API moved; one error names ``api_url`` and the
+    new place without its query (it may carry a key). Nothing is sent after a redirect."""
+    base = _CONFIGS[dialect][1]["api_url"]
+    response = httpx.Response(status, headers={"Location": f"https://moved.example/v10/c?api_key={SECRET}"},
+                              request=httpx.Request("POST", f"{base}/c"))
+    with pytest.raises(FatalRequestError) as caught:
+        answers[dialect].reply(response)
+    assert str(caught.value) == (f"{answers[dialect].api_name} answered {status} to POST /c: the "
+                                 "API moved (to https://moved.example/v10/c); check the `api_url` "
+                                 "setting")
+    with pytest.raises(FatalRequestError, match="check the `api_url` setting"):
+        answers[dialect].document(response)
+
+
+def _outreach_403(error_id: str, method: str = "PATCH") -> httpx.Response:
+    body = {"errors": [{"id": error_id, "title": "Forbidden", "detail": f"{error_id} detail"}]}
+    return _answer(403, body, method=method, url="http://127.0.0.1:9/api/v2/phoneNumbers/7")
+
+
+def test_outreach_403_for_one_record_is_a_reject_for_the_token_a_stop(
+        answers: dict[str, Answers]) -> None:
+    """``unauthorizedRequest``: this record, by Outreach's permission rules; the run goes on.
+    ``unauthorizedOauthScope`` (or a 403 without its words): the token; the run stops."""
+    a = answers["outreach"]
+    reply = a.reply(_outreach_403("unauthorizedRequest"))
+    assert reply.refused == "HTTP 403: unauthorizedRequest detail"
+    for refused in (_outreach_403("unauthorizedOauthScope"),
+                    _answer(403, text="Forbidden", url="http://127.0.0.1:9/api/v2/phoneNumbers")):
+        with pytest.raises(AuthError, match=r"with 403.*check the `access_token` setting"):
+            a.reply(refused)
+    with pytest.raises(AuthError, match="unauthorizedOauthScope detail"):
+        a.document(_outreach_403("unauthorizedOauthScope", "GET"))
+    # A read refused is no record to reject: the run stops with Outreach's words.
+    with pytest.raises(FatalRequestError, match="HTTP 403: unauthorizedRequest detail"):
+        a.document(_outreach_403("unauthorizedRequest", "GET"))
+
+
 @pytest.mark.parametrize(("dialect", "status", "setting"), [
     ("outreach", 401, "`access_token`"), ("outreach", 403, "`access_token`"),
     ("activix", 401, "`access_token`"), ("onedegree", 401, "`api_key` and `api_secret`"),
@@ -156,7 +197,7 @@ def test_credential_statuses_stop_naming_the_setting(
     """401 (and Outreach's 403) stop the run at once, on reads and writes alike."""
     response = _answer(status, {"message": "Unauthenticated."}, method="GET",
                        url="http://127.0.0.1:9/v/things")
-    with pytest.raises(AuthError, match=f"with {status}: check the {setting}"):
+    with pytest.raises(AuthError, match=rf"with {status}( \(.*\))?: check the {setting}"):
         answers[dialect].document(response)
     with pytest.raises(AuthError, match=setting):
         answers[dialect].reply(response)

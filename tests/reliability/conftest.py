@@ -63,7 +63,8 @@ DESTINATIONS = {
     "outreach": Destination(
         "outreach",
         lambda **kw: OutreachApp(records=0, parents=PARENTS, seed=21, token=TOKEN, **kw),
-        lambda url: {"provider": "outreach", "api_url": f"{url}/api/v2", "access_token": TOKEN},
+        lambda url: {"provider": "outreach", "api_url": f"{url}/api/v2", "access_token": TOKEN,
+                     "max_requests_per_minute": 0},
         _outreach_view),
     "activix": Destination(
         "activix",
