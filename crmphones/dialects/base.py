@@ -11,7 +11,7 @@ import typing as t
 from dataclasses import dataclass
 
 from crmphones.phones import canonical_phone_type, normalize
-from crmphones.records import PHONE_RECORD_SCHEMA, PhoneRecord
+from crmphones.records import PhoneRecord, phone_schema
 
 if t.TYPE_CHECKING:
     import datetime
@@ -177,7 +177,7 @@ class Dialect(abc.ABC):
     @staticmethod
     def phone_schema() -> dict[str, t.Any]:
         """The canonical schema, shared by every phone stream."""
-        return PHONE_RECORD_SCHEMA
+        return phone_schema()
 
     # -- verbs ------------------------------------------------------------------------
 
