@@ -62,7 +62,8 @@ class Load:
     def __init__(self, dialect: Dialect, staging_path: str, *, dry_run: bool,
                  intake: Intake | None = None, report_dir: str | None = None,
                  progress_seconds: float = _PROGRESS_SECONDS,
-                 reuse_reads_seconds: float = REUSE_READS_SECONDS) -> None:
+                 reuse_reads_seconds: float = REUSE_READS_SECONDS,
+                 append_only: bool = False) -> None:
         """Open the ledger and register the run.
 
         Args:
@@ -75,6 +76,7 @@ class Load:
             progress_seconds: Least time between two progress lines.
             reuse_reads_seconds: How long an owner's phones read for one batch's diff serve
                 the next batches (``DestinationView``); 0 reads them for every batch.
+            append_only: Create only, never update (``load_method: append-only``).
         """
         self.dialect = dialect
         self.report_dir = report_dir
@@ -85,6 +87,7 @@ class Load:
         self._received = 0
         self._writes_left = 0
         self.dry_run = dry_run
+        self.append_only = append_only
         self.run_id = uuid.uuid4().hex
         self.staging = Staging(staging_path, self.run_id)
         self.staging.start_run(dialect.name, dry_run=dry_run)
@@ -195,7 +198,8 @@ class Load:
             return []
         owners = sorted({Owner.of(phone) for _, phone in wanted})
         current = self.view.phones(owners, self.dialect.current_phones)
-        return self.dialect.settle(plan_writes(wanted, current, self.dialect), current)
+        return self.dialect.settle(plan_writes(wanted, current, self.dialect,
+                                               updates=not self.append_only), current)
 
     def hold_back_refused(self, plans: list[PlannedWrite], fingerprints: dict[int, str]
                           ) -> list[PlannedWrite]:

@@ -12,10 +12,11 @@ from functools import cached_property
 
 from singer_sdk import Target
 from singer_sdk import typing as th
-from singer_sdk.helpers.capabilities import PluginCapabilities
+from singer_sdk.helpers.capabilities import PluginCapabilities, TargetLoadMethods
 
 from crmphones.cli import on_failure, run_plugin
 from crmphones.errors import (
+    ConfigError,
     CRMPhonesError,
     InterruptedRunError,
     TooManyRejectsError,
@@ -54,6 +55,10 @@ class TargetCRMPhones(Target):
         """Take STATE messages in through the reader, to hand each on once it is safe, and
         take SIGTERM and SIGINT over from the SDK (see ``_on_stop_signal``)."""
         super().__init__(*args, **kwargs)
+        if self.config.get("load_method") == TargetLoadMethods.OVERWRITE:
+            msg = ("load_method `overwrite` is not supported: it would delete the CRM's phones "
+                   "the input does not hold; use `upsert` or `append-only`")
+            raise ConfigError(msg)
         self._drained_upto = 0
         #: Records read before the last STATE handed on: what the bookmark covers.
         self._bookmarked_upto = 0
@@ -107,6 +112,15 @@ class TargetCRMPhones(Target):
             "against feeding a CRM from garbage. Empty: never.",
         ),
         th.Property(
+            "load_method", th.StringType(allowed_values=[m.value for m in TargetLoadMethods]),
+            default=TargetLoadMethods.UPSERT.value,
+            description="`upsert`: create the phones an owner lacks and update those it holds "
+            "with other attributes. `append-only`: create only; a phone the owner already holds "
+            "is left as it is (outcome `unchanged`, noted `append-only: not updated`). "
+            "`overwrite` is refused: deleting the phones the input does not hold needs guards "
+            "this target does not have. Phones the input does not mention are never touched.",
+        ),
+        th.Property(
             "reuse_reads_seconds", th.NumberType, default=REUSE_READS_SECONDS,
             description="How long an owner's phones, read from the CRM for one batch's diff, "
             "serve the later batches of the run that hold the same owner, instead of a new "
@@ -134,6 +148,7 @@ class TargetCRMPhones(Target):
             progress_seconds=float(self.config.get("progress_seconds", 10)),
             reuse_reads_seconds=float(self.config.get("reuse_reads_seconds",
                                                       REUSE_READS_SECONDS)),
+            append_only=self.config.get("load_method") == TargetLoadMethods.APPEND_ONLY,
         )
         on_failure(self.end_failed_run)
         if self.stop_signal is not None:
