@@ -1,8 +1,9 @@
 """Planning: the phones a load wants vs the phones the destination holds.
 
 A phone is identified on its owner by E.164 + extension. A wanted phone the owner lacks
-is created; one it has is updated with only the attributes that differ; the rest is left
-alone. Phones the destination holds and the input does not mention are never touched.
+is created; one it has is updated with only the attributes that differ (unless the load is
+append-only: then it is left as it is); the rest is left alone. Phones the destination holds
+and the input does not mention are never touched.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ if t.TYPE_CHECKING:
 
     from crmphones.records import PhoneRecord
 
-__all__ = ["PlannedWrite", "phone_key", "plan_writes"]
+__all__ = ["APPEND_ONLY_NOTE", "PlannedWrite", "phone_key", "plan_writes"]
+
+#: The note of a phone an append-only load found with other attributes and left as it is.
+APPEND_ONLY_NOTE = "append-only: not updated"
 
 PhoneKey = tuple[Owner, str, str]
 
@@ -60,6 +64,8 @@ def plan_writes(
     wanted: Sequence[tuple[int, PhoneRecord]],
     current: Iterable[PhoneRecord],
     dialect: Differ,
+    *,
+    updates: bool = True,
 ) -> list[PlannedWrite]:
     """Plan one write (or none) per wanted phone.
 
@@ -67,6 +73,8 @@ def plan_writes(
         wanted: (seq, phone) pairs, already de-duplicated by ``phone_key``.
         current: The destination's phones of the same owners.
         dialect: Knows which native attributes a write sets.
+        updates: False for an append-only load (``load_method``): a phone the owner holds
+            with other attributes is ``unchanged``, its note naming what differs.
 
     Returns:
         One ``PlannedWrite`` per wanted phone, in input order.
@@ -84,5 +92,9 @@ def plan_writes(
             plans.append(PlannedWrite(seq, "create", phone))
             continue
         changes = dialect.changes(phone, match)
+        if changes and not updates:
+            plans.append(PlannedWrite(seq, "unchanged", phone, match, note=(
+                f"{APPEND_ONLY_NOTE} ({', '.join(sorted(changes))} differ)")))
+            continue
         plans.append(PlannedWrite(seq, "update" if changes else "unchanged", phone, match, changes))
     return plans

@@ -15,10 +15,14 @@ from singer_sdk import typing as th
 
 from crmphones.phones import PHONE_TYPES
 
-__all__ = ["PARENT_TYPES", "PHONE_RECORD_SCHEMA", "Outcome", "Owner", "PhoneRecord", "WriteResult"]
+__all__ = ["ANCESTOR_KINDS", "PARENT_TYPES", "PHONE_RECORD_SCHEMA", "Outcome", "Owner",
+           "PhoneRecord", "WriteResult", "ancestors_property", "phone_schema", "raw_property"]
 
 #: Owners a phone can hang off, across the four dialects.
 PARENT_TYPES = ("prospect", "lead", "organization", "location", "opportunity", "client")
+#: Kinds of owner that own other owners (One Degree: an organization above a location or an
+#: opportunity, an opportunity above a location): the keys ``ancestors`` can hold.
+ANCESTOR_KINDS = ("organization", "opportunity")
 
 
 class Outcome(str, enum.Enum):
@@ -119,6 +123,25 @@ def _nullable_string(name: str, description: str, **kwargs: t.Any) -> th.Propert
     return th.Property(name, th.StringType(nullable=True, **kwargs), description=description)
 
 
+def ancestors_property(description: str | None = None) -> th.Property:
+    """``ancestors``: ids by kind, each known kind declared, so that the SDK's flattening
+    turns it into ``ancestors__<kind>`` columns (an object declared without properties
+    would vanish from a flattened SCHEMA while its records still carry those fields)."""
+    return th.Property(
+        "ancestors",
+        th.ObjectType(*(th.Property(kind, th.StringType(nullable=True)) for kind in ANCESTOR_KINDS),
+                      additional_properties=th.StringType, nullable=True),
+        description=description)
+
+
+def raw_property(description: str = "The native record as received") -> th.Property:
+    """``raw``: a native record, whatever its shape; declared as an object without
+    ``properties``, so the SDK's flattening keeps it whole, as JSON text."""
+    return th.Property("raw", th.CustomType({"type": ["object", "null"],
+                                             "additionalProperties": True}),
+                       description=description)
+
+
 PHONE_RECORD_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property("id", th.StringType(nullable=True), description="Phone id in the source CRM"),
     th.Property("provider", th.StringType, required=True, description="Source dialect"),
@@ -140,13 +163,24 @@ PHONE_RECORD_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property("is_valid", th.BooleanType, required=True, description="Valid per libphonenumber"),
     th.Property("created_at", th.DateTimeType(nullable=True), description="Created in the source"),
     th.Property("updated_at", th.DateTimeType(nullable=True), description="Updated in the source"),
-    th.Property(
-        "ancestors", th.ObjectType(additional_properties=th.StringType, nullable=True),
-        description="Ids of the owner's own owners by kind, for nested APIs "
-        '(e.g. {"organization": "12"} above a location)',
-    ),
-    th.Property(
-        "raw", th.ObjectType(additional_properties=True, nullable=True),
-        description="The native record as received",
-    ),
+    ancestors_property("Ids of the owner's own owners by kind, for nested APIs "
+                       '(e.g. {"organization": "12"} above a location)'),
+    raw_property(),
 ).to_dict()
+
+
+def phone_schema(*, without: t.Iterable[str] = (), extra: dict[str, t.Any] | None = None
+                 ) -> dict[str, t.Any]:
+    """The canonical schema of a dialect's phone stream.
+
+    Args:
+        without: Canonical fields the API never holds (Activix has no primary flag): left
+            out, so that no stream advertises a column that is always null.
+        extra: The stream's own properties (JSON schemas by name), added.
+    """
+    dropped = set(without)
+    properties = {name: prop for name, prop in PHONE_RECORD_SCHEMA["properties"].items()
+                  if name not in dropped}
+    required = [name for name in PHONE_RECORD_SCHEMA.get("required", []) if name not in dropped]
+    return {**PHONE_RECORD_SCHEMA, "properties": {**properties, **(extra or {})},
+            "required": required}

@@ -48,8 +48,11 @@ print("Runs recorded in .crmphones/demo.duckdb:")
 for row in con.execute("SELECT received, created, updated, unchanged, merged, rejected "
                        "FROM runs ORDER BY started_at").fetchall():
     print("  received=%d created=%d updated=%d unchanged=%d merged=%d rejected=%d" % row)
-print("Top reject reasons:")
-for reason, n in con.execute("SELECT reason, count(*) FROM rejects GROUP BY reason "
-                             "ORDER BY 2 DESC LIMIT 5").fetchall():
-    print(f"  {n:5d}  {reason}")
+for number, (run_id,) in enumerate(con.execute(
+        "SELECT run_id FROM runs ORDER BY started_at").fetchall(), start=1):
+    print(f"Top reject reasons, run {number}:")
+    for reason, n in con.execute("SELECT reason, count(*) FROM rejects WHERE run_id = ? "
+                                 "GROUP BY reason ORDER BY 2 DESC, 1 LIMIT 5",
+                                 [run_id]).fetchall():
+        print(f"  {n:5d}  {reason}")
 PY

@@ -15,11 +15,6 @@ from crmphones.dialects import DIALECTS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PLUGINS = {"tap-crmphones": "tap_crmphones", "target-crmphones": "target_crmphones"}
-# Settings every SDK plugin has; meltano.yml need not repeat them.
-_SDK_BUILTINS = {"stream_maps", "stream_map_config", "faker_config", "flattening_enabled",
-                 "flattening_max_depth", "flattening_max_key_length", "flattening_separator",
-                 "add_record_metadata", "load_method",
-                 "batch_size_rows", "validate_records", "batch_config", "state_message_frequency"}
 
 
 def _about(module: str, fmt: str) -> str:
@@ -38,24 +33,30 @@ def test_readme_holds_the_generated_settings_table(plugin: str, module: str) -> 
 
 @pytest.mark.parametrize(("plugin", "module"), PLUGINS.items())
 def test_meltano_yml_declares_every_setting(plugin: str, module: str) -> None:
-    """meltano.yml names every setting with the kind ``--about`` gives it, and marks secret
-    ones sensitive (as strings: ``kind: password`` makes `meltano config set` rewrite it)."""
-    about = json.loads(_about(module, "json"))["settings"]["properties"]
+    """meltano.yml names every setting ``--about`` lists (the SDK's built-ins too) with the
+    kind ``--about`` gives it, marks secret ones sensitive (as strings: ``kind: password``
+    makes `meltano config set` rewrite the file), and the capabilities ``--about`` lists."""
+    about = json.loads(_about(module, "json"))
+    properties = about["settings"]["properties"]
     project = yaml.safe_load((ROOT / "meltano.yml").read_text())
     kind = "extractors" if plugin.startswith("tap") else "loaders"
     (declared,) = [p for p in project["plugins"][kind] if p["name"] == plugin]
     settings = {s["name"]: s for s in declared["settings"]}
-    assert set(about) - _SDK_BUILTINS == set(settings)
+    assert set(properties) == set(settings)
+    assert sorted(declared["capabilities"]) == sorted(about["capabilities"])
     kinds = {"integer": {"integer"}, "number": {"decimal"}, "boolean": {"boolean"},
-             "string": {"string", "options", "date_iso8601"}}
-    for name, prop in about.items():
-        if name not in settings:
-            continue
+             "string": {"string", "options", "date_iso8601"}, "object": {"object"}}
+    for name, prop in properties.items():
         if prop.get("secret"):
             assert settings[name].get("sensitive") is True, name
         types = prop.get("type", [])
         json_type = next(t for t in ([types] if isinstance(types, str) else types) if t != "null")
         assert settings[name].get("kind") in kinds[json_type], (name, json_type)
+        if "default" in prop and prop["default"] is not None:
+            assert settings[name].get("value") == prop["default"], name
+        if settings[name].get("kind") == "options":
+            offered = {o["value"] for o in settings[name]["options"]}
+            assert offered <= set(prop.get("enum") or prop.get("allowed_values") or offered), name
 
 
 def test_emulator_never_imports_the_client_side() -> None:

@@ -18,7 +18,7 @@ from crmphones.concurrency import ordered_map
 from crmphones.dialects.base import Dialect, StreamSpec
 from crmphones.http import ApiClient
 from crmphones.paging import follow_next_links
-from crmphones.records import PHONE_RECORD_SCHEMA, Owner, WriteResult
+from crmphones.records import Owner, WriteResult, phone_schema, raw_property
 from crmphones.translation import native_type
 
 if t.TYPE_CHECKING:
@@ -35,13 +35,9 @@ _PER_PAGE = 100  # §4: the maximum
 _LOOKUPS_BEFORE_PAGING = 3  # below this many leads, one GET each is always cheapest
 _TYPES = ("mobile", "work", "home")  # §6: the type slots of a lead
 
-LEAD_PHONE_SCHEMA = {
-    **PHONE_RECORD_SCHEMA,
-    "properties": {
-        **PHONE_RECORD_SCHEMA["properties"],
-        "lead_updated_at": th.DateTimeType(nullable=True).type_dict,
-    },
-}
+# §6: a lead's phones have no primary flag.
+LEAD_PHONE_SCHEMA = phone_schema(without=("is_primary",), extra={
+    "lead_updated_at": th.DateTimeType(nullable=True).type_dict})
 LEAD_SCHEMA = th.PropertiesList(
     th.Property("id", th.StringType, required=True),
     th.Property("provider", th.StringType, required=True),
@@ -49,7 +45,7 @@ LEAD_SCHEMA = th.PropertiesList(
     th.Property("last_name", th.StringType(nullable=True)),
     th.Property("created_at", th.DateTimeType(nullable=True)),
     th.Property("updated_at", th.DateTimeType(nullable=True)),
-    th.Property("raw", th.ObjectType(additional_properties=True, nullable=True)),
+    raw_property(),
 ).to_dict()
 
 

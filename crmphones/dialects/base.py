@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from crmphones.http import RetryPolicy
 from crmphones.phones import canonical_phone_type, normalize
-from crmphones.records import PHONE_RECORD_SCHEMA, PhoneRecord
+from crmphones.records import PhoneRecord, phone_schema
 
 if t.TYPE_CHECKING:
     import datetime
@@ -208,7 +208,7 @@ class Dialect(abc.ABC):
     @staticmethod
     def phone_schema() -> dict[str, t.Any]:
         """The canonical schema, shared by every phone stream."""
-        return PHONE_RECORD_SCHEMA
+        return phone_schema()
 
     # -- verbs ------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from crmphones.concurrency import ordered_map
 from crmphones.dialects.base import Dialect, StreamSpec
 from crmphones.http import ApiClient
 from crmphones.phones import canonical_phone_type
-from crmphones.records import Owner, WriteResult
+from crmphones.records import Owner, WriteResult, ancestors_property, raw_property
 from crmphones.translation import native_type
 
 if t.TYPE_CHECKING:
@@ -39,9 +39,9 @@ PARENT_SCHEMA = th.PropertiesList(
     th.Property("id", th.StringType, required=True),
     th.Property("provider", th.StringType, required=True),
     th.Property("name", th.StringType(nullable=True)),
-    th.Property("ancestors", th.ObjectType(additional_properties=th.StringType, nullable=True)),
+    ancestors_property(),
     th.Property("updated_at", th.DateTimeType(nullable=True)),
-    th.Property("raw", th.ObjectType(additional_properties=True, nullable=True)),
+    raw_property(),
 ).to_dict()
 
 # Stream name -> owner kind, for phone and parent streams.
@@ -181,7 +181,7 @@ class OneDegree(Dialect):
         return {
             "id": owner.parent_id, "provider": self.name,
             "name": native.get("name") or native.get("title"),
-            "ancestors": dict(owner.ancestors) or None,
+            "ancestors": dict(owner.ancestors),  # {} as on phone records: flattens to nothing
             "updated_at": native.get("updated_at"),
             "raw": {k: v for k, v in native.items() if k not in ("phones", "locations")},
         }

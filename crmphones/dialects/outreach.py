@@ -22,7 +22,7 @@ from crmphones.concurrency import ordered_map
 from crmphones.dialects.base import Dialect, StreamSpec
 from crmphones.http import ApiClient
 from crmphones.paging import follow_next_links
-from crmphones.records import Owner, WriteResult
+from crmphones.records import Owner, WriteResult, raw_property
 from crmphones.translation import native_type
 
 if t.TYPE_CHECKING:
@@ -51,7 +51,7 @@ PROSPECT_SCHEMA = th.PropertiesList(
     th.Property("created_at", th.DateTimeType(nullable=True)),
     th.Property("updated_at", th.DateTimeType(nullable=True)),
     th.Property("phone_number_ids", th.ArrayType(th.StringType), required=True),
-    th.Property("raw", th.ObjectType(additional_properties=True, nullable=True)),
+    raw_property(),
 ).to_dict()
 
 

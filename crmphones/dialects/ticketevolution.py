@@ -32,7 +32,7 @@ from crmphones.dialects.base import Dialect, StreamSpec
 from crmphones.errors import FatalRequestError
 from crmphones.http import AmbiguousWriteError, ApiClient
 from crmphones.phones import canonical_phone_type
-from crmphones.records import PHONE_RECORD_SCHEMA, Owner, WriteResult
+from crmphones.records import Owner, WriteResult, phone_schema, raw_property
 from crmphones.translation import native_type
 
 if t.TYPE_CHECKING:
@@ -51,19 +51,15 @@ THROTTLE_PAUSE = 60.0
 #: §6: labels longer than this are cut to it (whitespace trimmed first), never sent to a 422.
 LABEL_MAX = 20
 
-CLIENT_PHONE_SCHEMA = {
-    **PHONE_RECORD_SCHEMA,
-    "properties": {
-        **PHONE_RECORD_SCHEMA["properties"],
-        "client_updated_at": th.DateTimeType(nullable=True).type_dict,
-    },
-}
+# §6: a phone number has an `updated_at` but no `created_at`.
+CLIENT_PHONE_SCHEMA = phone_schema(without=("created_at",), extra={
+    "client_updated_at": th.DateTimeType(nullable=True).type_dict})
 CLIENT_SCHEMA = th.PropertiesList(
     th.Property("id", th.StringType, required=True),
     th.Property("provider", th.StringType, required=True),
     th.Property("name", th.StringType(nullable=True)),
     th.Property("updated_at", th.DateTimeType(nullable=True)),
-    th.Property("raw", th.ObjectType(additional_properties=True, nullable=True)),
+    raw_property(),
 ).to_dict()
 
 

@@ -6,6 +6,8 @@ import typing as t
 
 from singer_sdk import Stream
 
+from crmphones.records import PHONE_RECORD_SCHEMA
+
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -30,6 +32,11 @@ class DialectStream(Stream):
         # Parent streams are for warehouse loads; piped straight into target-crmphones they
         # would only be rejects, so they are chosen explicitly (`select` in Meltano).
         self.selected_by_default = spec.is_phone_stream
+        #: Canonical fields this API never holds, left out of the stream's schema
+        #: (``phone_schema``): left out of its records too, where the SDK would drop them
+        #: with a warning.
+        self.unheld = tuple(name for name in PHONE_RECORD_SCHEMA["properties"]
+                            if spec.is_phone_stream and name not in spec.schema["properties"])
 
     @property
     def is_sorted(self) -> bool:
@@ -40,3 +47,10 @@ class DialectStream(Stream):
         """Yield records updated since the bookmark (or ``start_date``)."""
         since = self.get_starting_timestamp(context) if self.replication_key else None
         return self.crm_tap.dialect.read(self.name, since)
+
+    def post_process(self, row: dict[str, t.Any], context: dict | None = None
+                     ) -> dict[str, t.Any] | None:
+        """Leave out the canonical fields the API never holds (``unheld``)."""
+        for name in self.unheld:
+            row.pop(name, None)
+        return row

@@ -7,6 +7,7 @@ from functools import cached_property
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.helpers.capabilities import TapCapabilities
 
 from crmphones.cli import run_plugin
 from crmphones.dialects import get_dialect
@@ -14,6 +15,8 @@ from crmphones.settings import common_settings, dialect_for
 from tap_crmphones.streams import DialectStream
 
 if t.TYPE_CHECKING:
+    from singer_sdk.helpers.capabilities import CapabilitiesEnum
+
     from crmphones.dialects.base import Dialect
 
 
@@ -22,6 +25,10 @@ class TapCRMPhones(Tap):
 
     name = "tap-crmphones"
     package_name = "crmphones"
+    # ACTIVATE_VERSION messages need the SDK's `emit_activate_version_messages`, which this
+    # tap does not offer: not advertised.
+    capabilities: t.ClassVar[list[CapabilitiesEnum]] = [
+        c for c in Tap.capabilities if c is not TapCapabilities.ACTIVATE_VERSION]
 
     config_jsonschema = th.PropertiesList(
         *common_settings(),

@@ -64,7 +64,8 @@ class Load:
 
     def __init__(self, dialect: Dialect, staging_path: str, *, dry_run: bool,
                  intake: Intake | None = None, report_dir: str | None = None,
-                 progress_seconds: float = _PROGRESS_SECONDS) -> None:
+                 progress_seconds: float = _PROGRESS_SECONDS,
+                 append_only: bool = False) -> None:
         """Open the ledger and register the run.
 
         Args:
@@ -75,6 +76,7 @@ class Load:
                 by default one for ``dialect`` without a parent map.
             report_dir: Where the run report files go (None: log only).
             progress_seconds: Least time between two progress lines.
+            append_only: Create only, never update (``load_method: append-only``).
         """
         self.dialect = dialect
         self.report_dir = report_dir
@@ -85,6 +87,7 @@ class Load:
         self._received = 0
         self._writes_left = 0
         self.dry_run = dry_run
+        self.append_only = append_only
         self.run_id = uuid.uuid4().hex
         self.staging = Staging(staging_path, self.run_id)
         self.staging.start_run(dialect.name, dry_run=dry_run)
@@ -206,7 +209,8 @@ class Load:
             return []
         owners = sorted({Owner.of(phone) for _, phone in wanted})
         current = list(self.dialect.current_phones(owners))
-        return self.dialect.settle(plan_writes(wanted, current, self.dialect), current)
+        return self.dialect.settle(plan_writes(wanted, current, self.dialect,
+                                               updates=not self.append_only), current)
 
     def hold_back_refused(self, plans: list[PlannedWrite], fingerprints: dict[int, str]
                           ) -> list[PlannedWrite]:

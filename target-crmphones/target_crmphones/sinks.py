@@ -6,11 +6,14 @@ import contextlib
 import dataclasses
 import itertools
 import typing as t
+from functools import cached_property
 
+import jsonschema
 import pyarrow as pa
 from singer_sdk.sinks import BatchSink
 
 from crmphones.errors import BatchFileError
+from target_crmphones.schema_check import SchemaCheck
 from target_crmphones.staging import intake_table
 
 if t.TYPE_CHECKING:
@@ -29,6 +32,7 @@ _SHOWN = 300  # characters of a read error quoted in the run's one-line message
 _READ_ERRORS = (OSError, EOFError, ValueError)
 
 
+
 class PhoneSink(BatchSink):
     """Any stream of phone records, canonical or close to it."""
 
@@ -39,19 +43,48 @@ class PhoneSink(BatchSink):
     _reading: list[t.Any] | None = None
 
     def get_validator(self) -> None:
-        """No schema validation: the loader checks the fields it needs and rejects the rest.
-
-        An upstream schema that disagrees with a record must cost that record, with a
-        reason in the rejects table, not the whole run.
-        """
+        """None: the SDK's own validation would log a traceback for a record that does not
+        match its SCHEMA and stop the run. ``process_record`` validates instead
+        (``validate_records``), and such a record costs only itself, with a reason in the
+        rejects table."""
         return
 
-    def process_record(self, record: dict, context: dict) -> None:
-        """Number the record in arrival order, check and normalize it, hold its staged row.
+    @cached_property
+    def schema_check(self) -> SchemaCheck | str | None:
+        """What checks records against the stream's SCHEMA: None when ``validate_records``
+        is off, and why not when the SCHEMA itself is not a valid JSON schema."""
+        if not self.validate_schema:
+            return None
+        try:
+            return SchemaCheck(self.schema)
+        except jsonschema.SchemaError as exc:
+            return f"the stream's SCHEMA is not a valid JSON schema: {_one_line(exc)}"
 
-        The row is what the batch needs; the record as received lives on in it as text.
+    def schema_error(self, record: dict) -> str | None:
+        """Why ``record`` does not match the stream's SCHEMA (None: it does, or
+        ``validate_records`` is off)."""
+        check = self.schema_check
+        if check is None or isinstance(check, str):
+            return check
+        error = check.error(record)
+        return None if error is None else f"does not match the stream's SCHEMA: {error}"
+
+    def row(self, record: dict) -> dict[str, t.Any]:
+        """Number the record in arrival order, check and normalize it into its staged row.
+
+        A record the intake refuses keeps the intake's reason (what the CRM write lacks);
+        one it takes that does not match its stream's SCHEMA is rejected for that
+        (``validate_records``).
         """
-        context.setdefault("rows", []).append(self.load.receive(self.stream_name, record))
+        row = self.load.receive(self.stream_name, record)
+        if row["reject_reason"] is None:
+            row["reject_reason"] = self.schema_error(record)
+        return row
+
+    def process_record(self, record: dict, context: dict) -> None:
+        """Hold the record's staged row for the batch (``row``); the record as received
+        lives on in it as text."""
+        context.setdefault("rows", []).append(self.row(record))
 
     def process_batch(self, context: dict) -> None:
         """Hand the batch, its rows in arrival order as one table, to the load.
@@ -63,8 +96,7 @@ class PhoneSink(BatchSink):
         if self._reading is not None:
             self._reading.extend(context.get("records", ()))
             return
-        rows = context.get("rows") or [self.load.receive(self.stream_name, record)
-                                       for record in context.get("records", ())]
+        rows = context.get("rows") or [self.row(record) for record in context.get("records", ())]
         if rows:
             self.load.stage(intake_table(rows))
 

@@ -12,10 +12,11 @@ from functools import cached_property
 
 from singer_sdk import Target
 from singer_sdk import typing as th
-from singer_sdk.helpers.capabilities import PluginCapabilities
+from singer_sdk.helpers.capabilities import PluginCapabilities, TargetLoadMethods
 
 from crmphones.cli import on_failure, run_plugin
 from crmphones.errors import (
+    ConfigError,
     CRMPhonesError,
     InterruptedRunError,
     TooManyRejectsError,
@@ -59,6 +60,10 @@ class TargetCRMPhones(Target):
         """Take STATE messages in through the reader, to hand each on once it is safe, and
         take SIGTERM and SIGINT over from the SDK (see ``_on_stop_signal``)."""
         super().__init__(*args, **kwargs)
+        if self.config.get("load_method") == TargetLoadMethods.OVERWRITE:
+            msg = ("load_method `overwrite` is not supported: it would delete the CRM's phones "
+                   "the input does not hold; use `upsert` or `append-only`")
+            raise ConfigError(msg)
         #: The share of the input rejected at intake, when too much to write any of it.
         self._withheld: float | None = None
         self._held_state: t.Callable[[], None] | None = None
@@ -111,6 +116,15 @@ class TargetCRMPhones(Target):
             "more than this fraction of the records it received were rejected: a guard "
             "against feeding a CRM from garbage. Empty: never.",
         ),
+        th.Property(
+            "load_method", th.StringType(allowed_values=[m.value for m in TargetLoadMethods]),
+            default=TargetLoadMethods.UPSERT.value,
+            description="`upsert`: create the phones an owner lacks and update those it holds "
+            "with other attributes. `append-only`: create only; a phone the owner already holds "
+            "is left as it is (outcome `unchanged`, noted `append-only: not updated`). "
+            "`overwrite` is refused: deleting the phones the input does not hold needs guards "
+            "this target does not have. Phones the input does not mention are never touched.",
+        ),
     ).to_dict()
 
     @cached_property
@@ -129,6 +143,7 @@ class TargetCRMPhones(Target):
             intake=Intake(self.dialect, load_parent_map(map_path) if map_path else None),
             report_dir=self.config.get("report_dir", ".crmphones/reports") or None,
             progress_seconds=float(self.config.get("progress_seconds", 10)),
+            append_only=self.config.get("load_method") == TargetLoadMethods.APPEND_ONLY,
         )
         on_failure(self.end_failed_run)
         if self.stop_signal is not None:

@@ -53,3 +53,15 @@ def test_plan_matches_first_of_destination_duplicates() -> None:
     assert plans[0].action == "unchanged"
     assert plans[0].current is not None
     assert plans[0].current.id == "5"
+
+
+def test_append_only_plans_no_update() -> None:
+    """An append-only load creates what is missing and leaves a phone that differs as it is,
+    saying what differs."""
+    current = [_held(1, 7, "+1 202 555 0143", "home")]
+    wanted = [(1, _wanted("7", "+12025550143", "work")), (2, _wanted("7", "+12025550144"))]
+    plans = plan_writes(wanted, current, DIALECT, updates=False)
+    assert [(p.seq, p.action) for p in plans] == [(1, "unchanged"), (2, "create")]
+    assert plans[0].changes == {}
+    assert plans[0].note == "append-only: not updated (phoneType differ)"
+    assert plans[0].current is not None and plans[0].current.id == "1"

@@ -250,7 +250,10 @@ def test_meltano_run_outreach_to_activix_with_parent_map(
             "CRMPHONES_SOURCE_TOKEN": "e2e-outreach-token",
             "CRMPHONES_ACTIVIX_PORT": activix.url.rsplit(":", 1)[1],
             "CRMPHONES_ACTIVIX_TOKEN": "e2e-activix-key",
-            "CRMPHONES_PARENT_MAP": str(parent_map),
+            # The recipe sets it with `meltano config set` (tests/e2e/test_meltano_config.py
+            # checks that no environment overrides it); here as its environment variable, so
+            # that the project's meltano.yml stays as it is.
+            "TARGET_CRMPHONES__ACTIVIX_PARENT_MAP_PATH": str(parent_map),
             "TARGET_CRMPHONES__ACTIVIX_STAGING_PATH": str(staging),
         }
         # The README's recipe: the preview, then the migration, under one state id (the suffix

@@ -197,3 +197,18 @@ def test_a_run_is_chunked_by_owner_never_splitting_one(tmp_path: pathlib.Path) -
     assert all(not (a & b) for a, b in itertools.combinations(by_chunk, 2)), by_chunk
     assert all(chunk == sorted(chunk) for chunk in seen)
     assert len(chunks) == 4  # owners 1 | 2, 3 | 4 | 5: chunk = winners before the owner // 3
+
+
+def test_parents_with_as_many_writes_sort_by_id_as_numbers(tmp_path: pathlib.Path) -> None:
+    """Ids that are numbers sort as numbers (9 before 10 before 100); others after them."""
+    ledger = Staging(str(tmp_path / "ledger.duckdb"), "c" * 32)
+    ids = ["100", "9", "abc", "10", "0010x"]
+    rows = [dict.fromkeys(INTAKE_COLUMNS) for _ in ids]
+    for seq, (row, parent) in enumerate(zip(rows, ids, strict=True), start=1):
+        row.update(seq=seq, stream="phones", parent_type="prospect", parent_id=parent,
+                   record="{}", fingerprint=f"f{seq}")
+    ledger.stage(intake_table(rows))
+    ledger.record_outcomes([(seq, "created", None, None, None) for seq in range(1, 6)])
+    order = [p["parent_id"] for p in ledger.by_parent(limit=10)]
+    ledger.close()
+    assert order == ["9", "10", "100", "0010x", "abc"]
