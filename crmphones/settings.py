@@ -17,7 +17,7 @@ if t.TYPE_CHECKING:
 
     from crmphones.dialects.base import Dialect
 
-__all__ = ["CREDENTIALS", "common_settings", "dialect_for"]
+__all__ = ["CREDENTIALS", "TYPE_SLOT_CONFLICT", "common_settings", "dialect_for"]
 
 
 #: Credentials, by setting name; each dialect names the ones it requires.
@@ -39,6 +39,16 @@ CREDENTIALS = (
         description="Secret that signs requests: One Degree writes, every Ticket Evolution "
         "request.",
     ),
+)
+
+#: What the target does with a new number for a type slot a lead already holds (Activix).
+TYPE_SLOT_CONFLICT = th.Property(
+    "type_slot_conflict", th.StringType(allowed_values=["reject", "replace"]), default="reject",
+    description="Activix holds one phone per type per lead. A record whose number is new "
+    "to the lead, for a type the lead holds with another number: `reject` it (the held "
+    "number stays), or `replace` the held phone's number with it (an update; for a sync or "
+    "migration whose source is the truth). The same number with a new extension is always "
+    "an update in place.",
 )
 
 
