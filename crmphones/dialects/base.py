@@ -83,11 +83,9 @@ class Dialect(abc.ABC):
     #: ``parent_type`` of the phones it writes.
     parent_types: t.ClassVar[tuple[str, ...]]
     #: For each owner kind, the kinds of ``ancestors`` whose ids address it (its nested
-    #: route); any other kind a record names is no part of the owner.
+    #: route); any other kind a record names is no part of the owner. A record lacking one
+    #: is rejected at intake (``missing_ancestors``), so a dry run rejects it as a real run.
     ancestor_kinds: t.ClassVar[dict[str, tuple[str, ...]]] = {}
-    #: For each owner kind, the ancestors without which no route addresses it: a record
-    #: lacking one is rejected at intake, so a dry run rejects it as the real run would.
-    required_ancestors: t.ClassVar[dict[str, tuple[str, ...]]] = {}
     #: The rejects only the CRM can give (no local check can foresee them): a dry run's
     #: log says they are not in its plan.
     crm_only_rejects: t.ClassVar[str] = "an owner id the account does not hold"
@@ -145,7 +143,7 @@ class Dialect(abc.ABC):
 
     def missing_ancestors(self, kind: str, ancestors: Mapping[str, str]) -> str | None:
         """Why an owner of ``kind`` with these ``ancestors`` cannot be addressed, or None."""
-        missing = [k for k in self.required_ancestors.get(kind, ()) if not ancestors.get(k)]
+        missing = [k for k in self.ancestor_kinds.get(kind, ()) if not ancestors.get(k)]
         if not missing:
             return None
         return (f"a {self.title} {kind} phone needs its "

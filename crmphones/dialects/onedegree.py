@@ -59,11 +59,10 @@ class OneDegree(Dialect):
     default_api_url = "https://data.1degree.org/v1"
     required_settings = ("api_key", "api_secret")
     parent_types = ("organization", "location", "opportunity")
-    ancestor_kinds = {"location": ("organization", "opportunity"),
-                      "opportunity": ("organization",)}
-    # Writes go through the organization (§3); an opportunity's location is addressed
-    # through it too, its ``opportunity`` ancestor only says where a read found it.
-    required_ancestors = {"location": ("organization",), "opportunity": ("organization",)}
+    # Every owner is addressed through its organization (§3): an opportunity's location
+    # too, whichever opportunity lists it (the current docs have no route through one), so
+    # an ``opportunity`` ancestor is no part of a location.
+    ancestor_kinds = {"location": ("organization",), "opportunity": ("organization",)}
     crm_only_rejects = ("an organization, location or opportunity the account does not hold "
                         "(404), or one the key may not manage (403)")
     streams = (
@@ -120,11 +119,12 @@ class OneDegree(Dialect):
             for opp in opportunities:
                 opp_ancestors = (("organization", str(org["id"])),)
                 owners.append((opp, "opportunity", opp_ancestors))
-                # An opportunity's locations are usually its organization's own (§3: the
-                # same phone page): those phones were read already, under the organization.
-                owners += [(loc, "location", (*opp_ancestors, ("opportunity", str(opp["id"]))))
-                           for loc in opp.get("locations") or []
-                           if str(loc["id"]) not in own_locations]
+                # An opportunity's locations are its organization's own (§3: the same phone
+                # page): those phones were read already, under the organization.
+                for loc in opp.get("locations") or []:
+                    if str(loc["id"]) not in own_locations:
+                        own_locations.add(str(loc["id"]))
+                        owners.append((loc, "location", opp_ancestors))
             for native, owner_kind, ancestors in owners:
                 if owner_kind != kind:
                     continue
@@ -270,12 +270,12 @@ class OneDegree(Dialect):
             opp_owner = Owner("opportunity", str(opp["id"]), org_key)
             for phone in opp.get("phones") or []:
                 yield self.to_phone_record(phone, opp_owner)
-            loc_key = (*org_key, ("opportunity", str(opp["id"])))
             for loc in opp.get("locations") or []:
                 if str(loc["id"]) in own_locations:
                     continue  # listed above, under the organization
+                own_locations.add(str(loc["id"]))  # another opportunity may list it too
                 for phone in loc.get("phones") or []:
-                    yield self.to_phone_record(phone, Owner("location", str(loc["id"]), loc_key))
+                    yield self.to_phone_record(phone, Owner("location", str(loc["id"]), org_key))
 
     def write_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
         """``phone_type`` (canonical word, free text in One Degree) and ``is_primary``."""
