@@ -61,6 +61,8 @@ class Activix(Dialect):
     default_api_url = "https://api.crm.activix.ca/v2"
     required_settings = ("access_token",)
     parent_types = ("lead",)
+    crm_only_rejects = ("a lead id the account does not hold (422), a number Activix calls a "
+                        "duplicate (403)")
     # §8: 200 requests/minute; pace a little under it so a window edge never earns a 429.
     default_requests_per_minute = 190
     streams = (

@@ -64,6 +64,7 @@ class TicketEvolution(Dialect):
     default_api_url = "https://api.ticketevolution.com/v9"
     required_settings = ("api_token", "api_secret")
     parent_types = ("client",)
+    crm_only_rejects = "a client id the account does not hold (404)"
     streams = (
         # Phones are filtered through their client's updated_at (§5).
         StreamSpec("client_phone_numbers", CLIENT_PHONE_SCHEMA,
