@@ -168,6 +168,9 @@ def test_new_primary_writes_the_old_one_not_primary(
     old, new = sorted(_phones(te_destination), key=lambda p: p["id"])
     before = len(_writes(te_destination))
     moved = [SCHEMA, record(parent_id="6", number="212-555-0173", is_primary=True)]
+    dry = target_runner.run({**config, "dry_run": True}, moved)
+    assert f"would update phone {old['id']} on client 6" in dry.stderr, "the plan shows it"
+    assert len(_writes(te_destination)) == before
     target_runner.run(config, moved)
     primaries = {p["number"] for p in _phones(te_destination) if p["is_primary"]}
     assert primaries == {"2125550173"}
