@@ -70,18 +70,32 @@ def _lines(records: list[dict[str, t.Any]]) -> list[str]:
             *(json.dumps({"type": "RECORD", "stream": "phones", "record": r}) for r in records)]
 
 
-def requests_per_changed_phone(dialect: str, count: int) -> dict[str, t.Any]:
+def requests_per_changed_phone(dialect: str, count: int, *, primaries: bool = False
+                               ) -> dict[str, t.Any]:
+    """The table's row for one dialect; with ``primaries``, each parent's first phone is its
+    primary and every new number becomes its parent's primary (the old one is written not
+    primary: one more write each, the worst case for a primary flag)."""
     # Three phones a parent; Activix holds one phone per type and has three types, so its
     # parents get slack (exactly count / 3 parents would leave no free slot to draw).
     parents = max(1, count // (2 if dialect == "activix" else 3))
     rng = random.Random(f"bench-{dialect}")
     records = _records(dialect, count, parents, rng)
+    if primaries:
+        first: set[str] = set()
+        for record in records:
+            record["is_primary"] = record["parent_id"] not in first
+            first.add(record["parent_id"])
     kinds = TYPES.get(dialect, ("mobile", "work", "home", "fax", "main"))
     changed = list(records)
     for index in range(0, count, 10):  # 10%: every tenth is new (kept out of the seed load)
         if index % 20 == 10:  # half of them: another type instead
             changed[index] = {**records[index], "phone_type": next(
                 k for k in kinds if k != records[index]["phone_type"])}
+        elif primaries:
+            changed[index] = {**records[index], "is_primary": True}
+            for other in range(count):  # the parent's other phones are not primary now
+                if other != index and changed[other]["parent_id"] == records[index]["parent_id"]:
+                    changed[other] = {**changed[other], "is_primary": False}
     seed_load = [r for i, r in enumerate(records) if i % 20 != 0]
     builders = {
         # Outreach allows 10,000 requests an hour: the seed load alone would spend two hours.
@@ -117,9 +131,12 @@ def report_requests(records: int) -> None:
     print("| dialect | records | parents | created | updated | requests | per changed phone "
           "| naive | s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for dialect in DESTINATIONS:
-        row = requests_per_changed_phone(dialect, records)
-        print(f"| {row['dialect']} | {row['records']} | {row['parents']} | {row['created']} | "
+    rows = [(dialect, False) for dialect in DESTINATIONS]
+    rows += [("onedegree", True), ("ticketevolution", True)]  # the dialects with a primary flag
+    for dialect, primaries in rows:
+        row = requests_per_changed_phone(dialect, records, primaries=primaries)
+        name = f"{row['dialect']}, new numbers primary" if primaries else row["dialect"]
+        print(f"| {name} | {row['records']} | {row['parents']} | {row['created']} | "
               f"{row['updated']} | {row['requests']} | {row['per_changed']} | {row['naive']} | "
               f"{row['seconds']} |", flush=True)
 

@@ -3,7 +3,10 @@
 A phone is identified on its owner by E.164 + extension. A wanted phone the owner lacks
 is created; one it has is updated with only the attributes that differ (unless the load is
 append-only: then it is left as it is); the rest is left alone. Phones the destination holds
-and the input does not mention are never touched.
+and the input does not mention are never touched, except where a dialect's rule needs one
+more write to leave the owner as the CRM's rules mean it (the old primary written not
+primary, ``Dialect.settle``): such a write has no input record of its own
+(``PlannedWrite.seq`` is None).
 """
 
 from __future__ import annotations
@@ -46,8 +49,11 @@ def phone_key(phone: PhoneRecord) -> PhoneKey | None:
 class PlannedWrite:
     """What to do for one wanted phone."""
 
-    #: The input record's sequence number in the run.
-    seq: int
+    #: The input record's sequence number in the run; None for a write a dialect's rule
+    #: adds for no input record of its own (``Dialect.settle``: the owner's old primary
+    #: written not primary). The loader sends it like any update, records nothing for it
+    #: in the ledger (no record was received for it), and the API calls count it.
+    seq: int | None
     #: ``create``, ``update``, ``unchanged``, or ``reject`` (a dialect's rule refused it).
     action: str
     #: The phone as the input wants it.

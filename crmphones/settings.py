@@ -18,7 +18,7 @@ if t.TYPE_CHECKING:
 
     from crmphones.dialects.base import Dialect
 
-__all__ = ["CREDENTIALS", "OAUTH", "common_settings", "dialect_for"]
+__all__ = ["CREDENTIALS", "OAUTH", "TYPE_SLOT_CONFLICT", "common_settings", "dialect_for"]
 
 
 #: Credentials, by setting name; each dialect names the ones it requires.
@@ -70,6 +70,16 @@ OAUTH = (
         "(readable by the user alone; one file per plugin and account). Empty: kept for "
         "this run only.",
     ),
+)
+
+#: What the target does with a new number for a type slot a lead already holds (Activix).
+TYPE_SLOT_CONFLICT = th.Property(
+    "type_slot_conflict", th.StringType(allowed_values=["reject", "replace"]), default="reject",
+    description="Activix holds one phone per type per lead. A record whose number is new "
+    "to the lead, for a type the lead holds with another number: `reject` it (the held "
+    "number stays), or `replace` the held phone's number with it (an update; for a sync or "
+    "migration whose source is the truth). The same number with a new extension is always "
+    "an update in place.",
 )
 
 

@@ -23,7 +23,7 @@ from crmphones.translation import native_type
 
 if t.TYPE_CHECKING:
     import datetime
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
     from crmphones.answers import Reply
     from crmphones.plan import PlannedWrite
@@ -57,6 +57,8 @@ class Activix(Dialect):
     default_api_url = "https://api.crm.activix.ca/v2"
     required_settings = ("access_token",)
     parent_types = ("lead",)
+    crm_only_rejects = ("a lead id the account does not hold (422), a number Activix calls a "
+                        "duplicate (403)")
     # §8: 200 requests/minute; pace a little under it so a window edge never earns a 429.
     default_requests_per_minute = 190
     streams = (
@@ -66,6 +68,12 @@ class Activix(Dialect):
         StreamSpec("leads", LEAD_SCHEMA, replication_key="updated_at", is_phone_stream=False,
                    is_sorted=False),
     )
+
+    def __init__(self, config: Mapping[str, t.Any]) -> None:
+        """Bind to one account; ``type_slot_conflict`` says what a held type slot means."""
+        super().__init__(config)
+        #: ``reject`` a new number for a held type slot, or ``replace`` the slot's number.
+        self.type_slot_conflict = str(config.get("type_slot_conflict") or "reject")
 
     def build_client(self) -> ApiClient:
         """Bearer key, JSON, paced under 200 requests a minute."""
@@ -180,53 +188,98 @@ class Activix(Dialect):
         return [self.to_phone_record(p, lead) for p in _phones_of(lead)]
 
     def write_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
-        """Only ``type`` is compared; the number and extension are the phone's identity."""
-        if phone.phone_type is None:
-            return {}
-        return {"type": native_type(self.name, phone.phone_type)}
+        """``number``, ``type`` and ``extension`` as a write sets them (§6)."""
+        attributes: dict[str, t.Any] = {"number": phone.e164,
+                                        "extension": _extension(phone.extension)}
+        if phone.phone_type is not None:
+            attributes["type"] = native_type(self.name, phone.phone_type)
+        return attributes
 
     def current_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
-        """``type`` as Activix holds it (older records: derived from ``mobile``)."""
-        return {"type": phone.label}
+        """The same, as held (``type`` of older records derived from ``mobile``)."""
+        return {"number": phone.e164, "type": phone.label,
+                "extension": _extension(phone.extension)}
 
     def settle(self, plans: list[PlannedWrite], current: Sequence[PhoneRecord]
                ) -> list[PlannedWrite]:
-        """One phone per type per lead (§6): the latest typed input record claims a slot first.
+        """A lead holds one phone per number and one per type (§6, §7): plan by those rules.
 
-        A create or a type change that needs a slot another phone of the lead holds is
-        rejected with that reason instead of earning a 403 from the API. A create with no
-        type then takes the first free slot of mobile, work, home, or is rejected when the
-        lead has none left.
+        A new extension for a number the lead holds is that phone updated in place; when
+        several input records give one held phone different extensions, the latest wins.
+        Then the type slots: the latest typed record claims a slot first, untyped ones take
+        the first free slot of mobile, work, home. A record whose slot another phone holds
+        is rejected with that reason (instead of earning a 403), or, with
+        ``type_slot_conflict: replace``, a new number updates the slot's phone to it.
         """
-        moving = {p.current.id for p in plans if p.current and p.action == "update"}
-        taken: dict[tuple[str, str], str | None] = {
-            (phone.parent_id, phone.label): phone.id for phone in current
-            if phone.label and phone.id not in moving
-        }
+        by_number = {(phone.parent_id, phone.e164): phone for phone in current if phone.e164}
+        for plan in plans:
+            same = by_number.get((plan.wanted.parent_id, plan.wanted.e164))
+            if plan.action == "create" and same is not None:
+                plan.action, plan.current = "update", same
+                plan.changes = self.changes(plan.wanted, same)
+        latest: dict[str | None, PlannedWrite] = {}
+        for plan in sorted(plans, key=lambda p: -t.cast("int", p.seq)):
+            if plan.current is None or plan.action == "reject":
+                continue
+            if plan.current.id in latest:
+                plan.action = "reject"
+                plan.note = (f"input record {latest[plan.current.id].seq} gives this number "
+                             "another extension; Activix holds a number once per lead")
+            else:
+                latest[plan.current.id] = plan
+        self._settle_slots(plans, current, set(latest))
+        return plans
+
+    def _settle_slots(self, plans: list[PlannedWrite], current: Sequence[PhoneRecord],
+                      mentioned: set[str | None]) -> None:
+        """One phone per type per lead: each write claims its slot, latest typed first."""
+        moving = {p.current.id for p in plans if p.current and p.action == "update"
+                  and "type" in p.changes}
+        holders = {(phone.parent_id, phone.label): phone for phone in current
+                   if phone.label and phone.id not in moving}
+        taken: dict[tuple[str, str], str | None] = {slot: phone.id
+                                                    for slot, phone in holders.items()}
         writes = [p for p in plans if p.action in ("create", "update")]
-        typed = [p for p in writes if (p.changes or self.write_attributes(p.wanted)).get("type")]
-        untyped = [p for p in writes if p not in typed]
-        # Typed records first, latest first; untyped ones then take what is left.
-        for plan in [*sorted(typed, key=lambda p: -p.seq), *sorted(untyped, key=lambda p: -p.seq)]:
-            lead = plan.wanted.parent_id
+        typed = [p for p in writes if self._slot(p)]
+        untyped = [p for p in writes if not self._slot(p)]
+        for plan in [*sorted(typed, key=lambda p: -t.cast("int", p.seq)),
+                     *sorted(untyped, key=lambda p: -t.cast("int", p.seq))]:
+            lead = plan.wanted.parent_id or ""
             mine = plan.current.id if plan.current else None
-            slot = (plan.changes or self.write_attributes(plan.wanted)).get("type")
+            slot = self._slot(plan)
             if slot is None:
                 slot = next((s for s in _TYPES if (lead, s) not in taken), None)
                 plan.wanted.phone_type = slot
-            if slot is None or taken.get((lead, slot), mine) != mine:
-                plan.action = "reject"
-                plan.note = (f"the lead already has a {slot or 'mobile, work and home'} "
-                             "phone; Activix allows one phone per type per lead")
+                if slot is not None and plan.current is not None:
+                    plan.changes = self.changes(plan.wanted, plan.current)
+            holder = taken.get((lead, slot), mine) if slot else None
+            if slot is not None and holder == mine:
+                taken[(lead, slot)] = mine or f"new:{plan.seq}"
                 continue
-            taken[(lead, slot)] = mine or f"new:{plan.seq}"
-        return plans
+            held = holders.get((lead, slot)) if slot else None
+            if (self.type_slot_conflict == "replace" and plan.action == "create"
+                    and held is not None and holder == held.id and held.id not in mentioned):
+                # The source is the truth: the slot's phone takes the source's number.
+                plan.action, plan.current = "update", held
+                plan.changes = self.changes(plan.wanted, held)
+                plan.note = (f"replaces {held.e164} in the lead's {slot} slot "
+                             "(type_slot_conflict: replace)")
+                taken[(lead, slot)] = held.id
+                continue
+            plan.action = "reject"
+            plan.note = (f"the lead already has a {slot or 'mobile, work and home'} "
+                         "phone; Activix allows one phone per type per lead")
+
+    def _slot(self, plan: PlannedWrite) -> str | None:
+        """The type slot a write wants: its own type, else the one its phone holds."""
+        return self.write_attributes(plan.wanted).get("type") or (
+            plan.current.label if plan.current else None)
 
     def create(self, phone: PhoneRecord) -> WriteResult:
         """POST /lead-phones (§6); a 403 duplicate is reconciled against the lead's phones."""
         body = {"lead_id": int(phone.parent_id), "number": phone.e164,
                 "type": native_type(self.name, phone.phone_type or "other"),
-                "extension": int(phone.extension) if phone.extension else None}
+                "extension": _extension(phone.extension)}
         reply = self.client.send_json("POST", "lead-phones", body)
         if reply.status == 403:
             return self._reconcile_duplicate(phone, reply)
@@ -235,18 +288,26 @@ class Activix(Dialect):
         return WriteResult(destination_id=str(_unwrap(reply.body)["id"]))
 
     def update(self, current: PhoneRecord, changes: dict[str, t.Any]) -> WriteResult:
-        """PUT /lead-phones/:id with only the changed attributes; recreate a vanished phone."""
-        reply = self.client.send_json("PUT", f"lead-phones/{current.id}", changes)
+        """PUT /lead-phones/:id: the changes, with ``number`` and ``type`` always (the docs
+        mark both required, §6 update); a phone deleted meanwhile is recreated with the new
+        values."""
+        body = {"number": current.e164 or current.number,
+                "type": current.label or native_type(self.name, current.phone_type or "other"),
+                **changes}
+        reply = self.client.send_json("PUT", f"lead-phones/{current.id}", body)
         if reply.status == 404:
-            wanted = self.to_phone_record({**current.raw, **changes, "id": None})
+            wanted = self.to_phone_record({**current.raw, **body, "id": None})
             created = self.create(wanted)
-            if created.rejected:
+            if created.rejected or created.outcome:
                 return created
             return WriteResult(destination_id=created.destination_id, outcome="created",
                                detail="the phone was deleted in Activix during the run; recreated")
         if reply.refused:  # a 403 duplicate, a 422: its words
             return WriteResult(rejected=reply.refused)
-        return WriteResult(destination_id=current.id)
+        detail = None
+        if "number" in changes:
+            detail = f"replaced {current.e164} (type_slot_conflict: replace)"
+        return WriteResult(destination_id=current.id, detail=detail)
 
     def _reconcile_duplicate(self, phone: PhoneRecord, reply: Reply) -> WriteResult:
         """403 ``Duplicate phone.``: the number is there already, or its type slot is taken.
@@ -262,6 +323,13 @@ class Activix(Dialect):
                                    detail="already on the lead (Activix answered Duplicate phone.)")
         return WriteResult(rejected=f"{text} (lead {phone.parent_id} has another "
                                     f"{native_type(self.name, phone.phone_type or 'other')} phone)")
+
+
+def _extension(extension: str | None) -> int | str | None:
+    """An extension as Activix writes it: an integer (§6), or None."""
+    if not extension:
+        return None
+    return int(extension) if extension.isascii() and extension.isdigit() else extension
 
 
 def _phones_of(lead: dict[str, t.Any]) -> list[dict[str, t.Any]]:

@@ -7,20 +7,21 @@ mapping, native record -> ``PhoneRecord``, and ``PhoneRecord`` -> create/update 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import typing as t
 from dataclasses import dataclass
 
 from crmphones.http import RetryPolicy
 from crmphones.phones import canonical_phone_type, normalize
-from crmphones.records import PhoneRecord, phone_schema
+from crmphones.plan import PlannedWrite
+from crmphones.records import Owner, PhoneRecord, phone_schema
 
 if t.TYPE_CHECKING:
     import datetime
     from collections.abc import Iterable, Iterator, Mapping, Sequence
 
     from crmphones.http import ApiClient
-    from crmphones.plan import PlannedWrite
-    from crmphones.records import Owner, WriteResult
+    from crmphones.records import WriteResult
 
 __all__ = ["MAX_ID", "Dialect", "StreamSpec", "is_integer_id"]
 
@@ -83,8 +84,12 @@ class Dialect(abc.ABC):
     #: ``parent_type`` of the phones it writes.
     parent_types: t.ClassVar[tuple[str, ...]]
     #: For each owner kind, the kinds of ``ancestors`` whose ids address it (its nested
-    #: route); any other kind a record names is no part of the owner.
+    #: route); any other kind a record names is no part of the owner. A record lacking one
+    #: is rejected at intake (``missing_ancestors``), so a dry run rejects it as a real run.
     ancestor_kinds: t.ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: The rejects only the CRM can give (no local check can foresee them): a dry run's
+    #: log says they are not in its plan.
+    crm_only_rejects: t.ClassVar[str] = "an owner id the account does not hold"
     #: Pacing when ``max_requests_per_minute`` is not set: just under the documented limit.
     default_requests_per_minute: t.ClassVar[float | None] = None
     #: The documented window ``X-RateLimit-Limit`` counts, in seconds (Outreach: an hour);
@@ -166,6 +171,15 @@ class Dialect(abc.ABC):
             msg = f"parent_type {kind!r} cannot be written to {self.title} (accepts: {', '.join(kinds)})"
             raise ValueError(msg)
         return kind
+
+    def missing_ancestors(self, kind: str, ancestors: Mapping[str, str]) -> str | None:
+        """Why an owner of ``kind`` with these ``ancestors`` cannot be addressed, or None."""
+        missing = [k for k in self.ancestor_kinds.get(kind, ()) if not ancestors.get(k)]
+        if not missing:
+            return None
+        return (f"a {self.title} {kind} phone needs its "
+                f"{' and '.join(f'ancestors.{k}' for k in missing)} (the {kind}'s route "
+                f"goes through it)")
 
     def phone_record(
         self,
@@ -257,9 +271,67 @@ class Dialect(abc.ABC):
                ) -> list[PlannedWrite]:
         """Adjust a plan to the API's own rules (one phone per type...); default: as is.
 
+        A rule may reject a planned write (with a note), turn a create into an update of a
+        held phone, or add writes of its own: updates of held phones that no input record
+        asks for (``seq`` None), e.g. the old primary written not primary.
+
         Args:
-            plans: The plan for one batch.
-            current: Every phone the destination holds on the batch's owners.
+            plans: The plan for the owners' wanted phones (every input record of the run's
+                owners, the latest per phone key).
+            current: Every phone the destination holds on those owners.
         """
         del current
         return plans
+
+    def unprimary(self) -> dict[str, t.Any]:
+        """The native attributes that make a held phone not its owner's primary."""
+        return {"is_primary": False}
+
+    def settle_primaries(self, plans: list[PlannedWrite], current: Sequence[PhoneRecord]
+                         ) -> list[PlannedWrite]:
+        """One primary per owner, whatever the server does when another is set.
+
+        When the input marks several phones of an owner primary, the latest record wins and
+        the others are written not primary. When the input makes a phone primary, every
+        other phone the owner holds as primary is written not primary explicitly: by its
+        own input record's update when it has one, else by an added update (``seq`` None).
+        A CRM that clears the old primary itself then receives a write that changes
+        nothing; one that does not ends with two primaries without it.
+        """
+        winners: dict[Owner, PlannedWrite] = {}
+        for plan in sorted((p for p in plans if p.action != "reject"),
+                           key=lambda p: -t.cast("int", p.seq)):
+            if plan.wanted.is_primary is not True:
+                continue
+            owner = Owner.of(plan.wanted)
+            if owner not in winners:
+                winners[owner] = plan
+                continue
+            plan.wanted.is_primary = False
+            plan.note = "another input record is this owner's primary number"
+            if plan.current is not None:
+                plan.changes = self.changes(plan.wanted, plan.current)
+                plan.action = "update" if plan.changes else "unchanged"
+        if not winners:
+            return plans
+        by_current = {p.current.id: p for p in plans if p.current is not None}
+        added = []
+        for phone in current:
+            owner = Owner.of(phone)
+            winner = winners.get(owner)
+            if (winner is None or phone.is_primary is not True
+                    or (winner.current is not None and winner.current.id == phone.id)):
+                continue
+            note = (f"not primary: input record {winner.seq} makes {winner.wanted.e164} "
+                    f"this owner's primary")
+            own = by_current.get(phone.id)
+            if own is None:
+                added.append(PlannedWrite(None, "update",
+                                          dataclasses.replace(phone, is_primary=False),
+                                          phone, self.unprimary(), note))
+            elif own.action != "reject":
+                own.wanted.is_primary = False
+                own.changes = {**own.changes, **self.unprimary()}
+                own.action, own.note = "update", own.note or note
+        # The added writes go first: each owner's updates are sent in plan order.
+        return [*added, *plans]

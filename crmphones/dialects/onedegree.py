@@ -59,8 +59,12 @@ class OneDegree(Dialect):
     default_api_url = "https://data.1degree.org/v1"
     required_settings = ("api_key", "api_secret")
     parent_types = ("organization", "location", "opportunity")
-    ancestor_kinds = {"location": ("organization", "opportunity"),
-                      "opportunity": ("organization",)}
+    # Every owner is addressed through its organization (§3): an opportunity's location
+    # too, whichever opportunity lists it (the current docs have no route through one), so
+    # an ``opportunity`` ancestor is no part of a location.
+    ancestor_kinds = {"location": ("organization",), "opportunity": ("organization",)}
+    crm_only_rejects = ("an organization, location or opportunity the account does not hold "
+                        "(404), or one the key may not manage (403)")
     streams = (
         *(StreamSpec(n, Dialect.phone_schema(), is_sorted=False, parent_type=kind)
           for n, kind in _PHONE_STREAMS.items()),
@@ -115,11 +119,12 @@ class OneDegree(Dialect):
             for opp in opportunities:
                 opp_ancestors = (("organization", str(org["id"])),)
                 owners.append((opp, "opportunity", opp_ancestors))
-                # An opportunity's locations are usually its organization's own (§3: the
-                # same phone page): those phones were read already, under the organization.
-                owners += [(loc, "location", (*opp_ancestors, ("opportunity", str(opp["id"]))))
-                           for loc in opp.get("locations") or []
-                           if str(loc["id"]) not in own_locations]
+                # An opportunity's locations are its organization's own (§3: the same phone
+                # page): those phones were read already, under the organization.
+                for loc in opp.get("locations") or []:
+                    if str(loc["id"]) not in own_locations:
+                        own_locations.add(str(loc["id"]))
+                        owners.append((loc, "location", opp_ancestors))
             for native, owner_kind, ancestors in owners:
                 if owner_kind != kind:
                     continue
@@ -265,12 +270,12 @@ class OneDegree(Dialect):
             opp_owner = Owner("opportunity", str(opp["id"]), org_key)
             for phone in opp.get("phones") or []:
                 yield self.to_phone_record(phone, opp_owner)
-            loc_key = (*org_key, ("opportunity", str(opp["id"])))
             for loc in opp.get("locations") or []:
                 if str(loc["id"]) in own_locations:
                     continue  # listed above, under the organization
+                own_locations.add(str(loc["id"]))  # another opportunity may list it too
                 for phone in loc.get("phones") or []:
-                    yield self.to_phone_record(phone, Owner("location", str(loc["id"]), loc_key))
+                    yield self.to_phone_record(phone, Owner("location", str(loc["id"]), org_key))
 
     def write_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
         """``phone_type`` (canonical word, free text in One Degree) and ``is_primary``."""
@@ -288,27 +293,16 @@ class OneDegree(Dialect):
 
     def settle(self, plans: list[PlannedWrite], current: Sequence[PhoneRecord]
                ) -> list[PlannedWrite]:
-        """At most one primary per owner (§7): when the input marks several, the latest wins."""
-        del current
-        claimed: set[Owner] = set()
-        for plan in sorted(plans, key=lambda p: -p.seq):
-            if plan.wanted.is_primary is not True:
-                continue
-            owner = Owner.of(plan.wanted)
-            if owner in claimed:
-                plan.wanted.is_primary = False
-                plan.note = "another input record is this owner's primary number"
-                if plan.action == "update":
-                    plan.changes.pop("is_primary", None)
-                    plan.action = "update" if plan.changes else "unchanged"
-            claimed.add(owner)
-        return plans
+        """One primary per owner (§7, ``Dialect.settle_primaries``): that setting one clears
+        the others is not documented (§8 [A]), so the old primary is written ``false``."""
+        return self.settle_primaries(plans, current)
 
     def create(self, phone: PhoneRecord) -> WriteResult:
         """POST to the owner's nested phones route (§3)."""
         path = _phones_path(Owner.of(phone))
-        if path is None:
-            return WriteResult(rejected=_missing_ancestor(phone))
+        if path is None:  # intake rejects such a record: a caller that skipped it
+            return WriteResult(rejected=self.missing_ancestors(phone.parent_type or "",
+                                                               phone.ancestors))
         body = {"phone": {"digits": _digits(phone), **self.write_attributes(phone)}}
         reply = self._send("POST", path, body)
         if reply.refused:
@@ -319,7 +313,8 @@ class OneDegree(Dialect):
         """PUT only the changed attributes to the phone's nested route (§3)."""
         path = _phones_path(Owner.of(current))
         if path is None:
-            return WriteResult(rejected=_missing_ancestor(current))
+            return WriteResult(rejected=self.missing_ancestors(current.parent_type or "",
+                                                               current.ancestors))
         reply = self._send("PUT", f"{path}/{current.id}", {"phone": changes})
         if reply.refused:
             return WriteResult(rejected=reply.refused)
@@ -332,22 +327,19 @@ class OneDegree(Dialect):
 
 
 def _phones_path(owner: Owner) -> str | None:
-    """The nested phones route of an owner (§3), or None when an ancestor id is missing."""
-    org, opp = owner.ancestor("organization"), owner.ancestor("opportunity")
+    """The documented phones route of an owner (§3), or None without its organization.
+
+    A location's phones are written under its organization's locations whichever
+    opportunity lists it: the current docs give no other route (§3, update 2026-12-07).
+    """
+    org = owner.ancestor("organization")
     if owner.parent_type == "organization":
         return f"organizations/{owner.parent_id}/phones"
     if not org:
         return None
     if owner.parent_type == "opportunity":
         return f"organizations/{org}/opportunities/{owner.parent_id}/phones"
-    if opp:
-        return f"organizations/{org}/opportunities/{opp}/locations/{owner.parent_id}/phones"
     return f"organizations/{org}/locations/{owner.parent_id}/phones"
-
-
-def _missing_ancestor(phone: PhoneRecord) -> str:
-    return (f"a One Degree {phone.parent_type} phone needs ancestors.organization "
-            "(and ancestors.opportunity for an opportunity's location)")
 
 
 def _digits(phone: PhoneRecord) -> str:

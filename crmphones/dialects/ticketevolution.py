@@ -39,6 +39,7 @@ if t.TYPE_CHECKING:
     import datetime
     from collections.abc import Iterable, Iterator, Sequence
 
+    from crmphones.plan import PlannedWrite
     from crmphones.records import PhoneRecord
 
 __all__ = ["LABEL_MAX", "THROTTLE_PAUSE", "TicketEvolution"]
@@ -71,6 +72,7 @@ class TicketEvolution(Dialect):
     default_api_url = "https://api.ticketevolution.com/v9"
     required_settings = ("api_token", "api_secret")
     parent_types = ("client",)
+    crm_only_rejects = "a client id the account does not hold (404)"
     streams = (
         # Phones are filtered through their client's updated_at (§5).
         StreamSpec("client_phone_numbers", CLIENT_PHONE_SCHEMA,
@@ -166,7 +168,9 @@ class TicketEvolution(Dialect):
             number=number,
             extension=native.get("extension"),
             label=native.get("label"),
-            is_primary=(str(primary.get("id")) == str(native.get("id"))) if primary else None,
+            # Known when the client was read with its ``primary_phone_number`` (null: none).
+            is_primary=(str(primary.get("id")) == str(native.get("id"))) if primary else (
+                False if client and "primary_phone_number" in client else None),
             updated_at=native.get("updated_at"),
             region_hint=None if region == "ZZ" else region,
         )
@@ -182,13 +186,14 @@ class TicketEvolution(Dialect):
     def current_phones(self, owners: Sequence[Owner]) -> Iterator[PhoneRecord]:
         """The phones of these clients, by the cheaper of two reads (the index has no id filter).
 
-        One phone list per client (§3), or every page of the clients index, whose clients
+        One ``GET /clients/:id`` per client (§3), or every page of the clients index, whose clients
         embed their ``phone_numbers``, when the account has fewer index pages than the batch
         has clients. The first index page, asked to learn ``total_entries``, is used either
         way when paging wins; the other pages are then fetched ``max_concurrency`` at a time.
         A wanted client the index did not give with its phones embedded (gone, or moved
-        between pages while they were read) has its own list read, and a 404 there means
-        it holds nothing.
+        between pages while they were read) is read with its own show, which embeds its
+        phones and names its primary (a 404 there means it holds nothing). Either way each
+        client's ``primary_phone_number`` says which phone is primary.
         """
         wanted = sorted({o.parent_id for o in owners})
         held: dict[str, tuple[dict[str, t.Any], list[dict[str, t.Any]]]] = {}
@@ -204,20 +209,23 @@ class TicketEvolution(Dialect):
                         if client_id in wanted and client.get("phone_numbers") is not None:
                             held.setdefault(client_id, (client, client["phone_numbers"]))
         unlisted = [client_id for client_id in wanted if client_id not in held]
-        for client_id, natives in zip(unlisted, ordered_map(self._client_phones, unlisted,
-                                                            self.concurrency), strict=True):
-            if natives is not None:
-                held[client_id] = ({"id": client_id}, natives)
+        for client_id, shown in zip(unlisted, ordered_map(self._client_with_phones, unlisted,
+                                                          self.concurrency), strict=True):
+            if shown is not None:
+                held[client_id] = shown
         for client_id in wanted:
             if client_id in held:
                 client, natives = held[client_id]
                 for native in natives:
                     yield self.to_phone_record({**native, "client_id": client_id}, client)
 
-    def _client_phones(self, client_id: str) -> list[dict[str, t.Any]] | None:
-        """A client's own phone list (§3), or None when the client is gone (404)."""
+    def _client_with_phones(self, client_id: str
+                            ) -> tuple[dict[str, t.Any], list[dict[str, t.Any]]] | None:
+        """``GET /clients/:id``, which embeds the phone numbers and names the primary one
+        (§3), or None when the client is gone (404); its own list when the show lacks them."""
         try:
-            return list(self._pages(f"clients/{client_id}/phone_numbers", "phone_numbers", {}))
+            client = t.cast("dict[str, t.Any]", self.client.get_json(f"clients/{client_id}"))
+            return self._with_phones(client)
         except FatalRequestError as exc:
             if exc.status == 404:
                 return None
@@ -235,13 +243,15 @@ class TicketEvolution(Dialect):
         return attributes
 
     def current_attributes(self, phone: PhoneRecord) -> dict[str, t.Any]:
-        """``label`` as held (``is_primary`` is not echoed, §6)."""
-        return {"label": phone.label}
+        """``label`` as held; ``is_primary`` from the client's ``primary_phone_number``
+        (phones do not echo it, §6), None when the read did not say."""
+        return {"label": phone.label, "is_primary": phone.is_primary}
 
     def changes(self, wanted: PhoneRecord, current: PhoneRecord) -> dict[str, t.Any]:
         """A label is changed only when its meaning differs, or the input gave its own text.
 
-        ``is_primary`` is not echoed by the API, so it is sent only with another change.
+        ``is_primary`` is sent when it differs from what the client names as primary; when
+        the read did not say, only with another change.
         """
         want = self.write_attributes(wanted)
         label = want.get("label")
@@ -249,9 +259,16 @@ class TicketEvolution(Dialect):
             current.label)
         if label is None or same_meaning or (label or "").lower() == (current.label or "").lower():
             want.pop("label", None)
-        if set(want) == {"is_primary"}:
-            return {}
+        if want.get("is_primary") == current.is_primary or (
+                current.is_primary is None and set(want) == {"is_primary"}):
+            want.pop("is_primary", None)
         return want
+
+    def settle(self, plans: list[PlannedWrite], current: Sequence[PhoneRecord]
+               ) -> list[PlannedWrite]:
+        """One primary per client: that writing one clears the others is not documented, so
+        the old primary is written ``is_primary: false`` (``Dialect.settle_primaries``)."""
+        return self.settle_primaries(plans, current)
 
     def create(self, phone: PhoneRecord) -> WriteResult:
         """One phone: the batch create with a single item."""

@@ -91,6 +91,10 @@ class ActivixOptions(RateOptions):
         flag="--no-touch-lead")
     per_page_as_string: bool = option(
         False, 'meta.per_page as a string ("25"), as one doc example does (§4)')
+    put_requires_number_and_type: bool = option(
+        False, "PUT /lead-phones/:id answers 422 without `number` and `type`, which both doc "
+        "revisions list as required (update 2026-12-07); off, omitted fields stay unchanged "
+        "as the page's prose says")
 
 
 class SlidingWindow:
@@ -503,7 +507,8 @@ class ActivixApp:
         body = self._body(request)
         if isinstance(body, Response):
             return body
-        clean, errors = self._check_phone(body, ())
+        required = ("number", "type") if self.options.put_requires_number_and_type else ()
+        clean, errors = self._check_phone(body, required)
         if errors:
             return _invalid(errors)
         merged = {**phone, **clean}

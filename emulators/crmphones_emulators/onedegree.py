@@ -127,6 +127,12 @@ class OneDegreeOptions(RateOptions):
     index_embeds_phones: bool = option(
         True, "`GET /organizations` items embed phones and locations as a show does (§4 [I]); "
         "off, a client must ask each one", flag="--no-index-phones")
+    primary_clears_others: bool = option(
+        True, "setting is_primary on a phone clears it on the owner's others (§8 [A], not "
+        "documented); off, the others keep theirs", flag="--primary-keeps-others")
+    opportunity_location_routes: bool = option(
+        False, "also serve the older revisions' `opportunities/:id/locations/:id/phones` "
+        "routes (§3; the current docs list a location's phones only under the organization)")
 
     @property
     def secret(self) -> str:
@@ -373,6 +379,8 @@ class OneDegreeApp:
     def _phones_handler(self, kind: str, action: str) -> t.Callable[..., Response]:
         def run(request: Request, body: dict[str, t.Any] | None, org_ref: str, sub_ref: str,
                 loc_ref: str, phone_ref: str | None = None) -> Response:
+            if loc_ref and not self.options.opportunity_location_routes:
+                return _error(404, "Not found.")  # no such route in the current docs (§3)
             owner = self._owner(kind, org_ref, sub_ref, loc_ref)
             if isinstance(owner, Response):
                 return owner
@@ -636,7 +644,7 @@ class OneDegreeApp:
             self.phones[phone["id"]] = phone
             self._by_owner.setdefault((kind, owner_id), {})[phone["id"]] = phone
         phone.update(clean, updated_at=stamp)
-        if clean.get("is_primary"):  # §8 [A]: a new primary clears it on its siblings
+        if clean.get("is_primary") and self.options.primary_clears_others:  # §8 [A]
             for other in siblings:
                 if other["id"] != phone["id"] and other["is_primary"]:
                     other.update(is_primary=False, updated_at=stamp)

@@ -144,6 +144,9 @@ class TicketEvolutionOptions(RateOptions):
     index_embeds_phones: bool = option(
         True, "the clients index embeds phone_numbers (§3 [D]); off, a client must ask each "
         "client's list", flag="--no-index-phones")
+    primary_clears_others: bool = option(
+        True, "a phone written is_primary clears it on the client's others ([A], not "
+        "documented); off, the others keep theirs", flag="--primary-keeps-others")
 
 
 class TicketEvolutionApp:
@@ -500,7 +503,7 @@ class TicketEvolutionApp:
             phone["raw_number"] = re.sub(r"\D", "", raw_num) or None
         else:
             phone["raw_number"] = _raw_number(phone["number"], phone["country_code"])
-        if phone["is_primary"]:  # one primary per client [A]
+        if clean.get("is_primary") and self.options.primary_clears_others:  # [A]
             for other in self._by_client[client_id].values():
                 if other["id"] != phone["id"]:
                     other["is_primary"] = False

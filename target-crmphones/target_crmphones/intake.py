@@ -2,8 +2,10 @@
 
 A record the target cannot write (no parent, no number, a field of the wrong type, an
 owner kind the CRM lacks or that cannot be told among its kinds (``Dialect.owner_kind``), an
-owner id that is not an integer from 1 to 2**63-1, a number that is not valid) gets its reason
-here and is never sent.
+owner id that is not an integer from 1 to 2**63-1, an owner without the ancestors its route
+needs (``Dialect.missing_ancestors``), a number that is not valid) gets its reason here and is
+never sent: every check that needs no answer from the CRM is made here, so a dry run rejects
+what the real run will.
 """
 
 from __future__ import annotations
@@ -141,6 +143,10 @@ class Intake:
             shown = foreign if len(foreign) <= 24 else f"{foreign[:20]}…"
             msg = f"{self.dialect.title} ids are integers from 1 to {MAX_ID}, got {shown!r}"
             raise ValueError(msg)
+        # Decided here, not by the write: a dry run rejects it as the real run does.
+        missing = self.dialect.missing_ancestors(kind, ancestors)
+        if missing:
+            raise ValueError(missing)
         # One owner, one key: ids as the CRM's integers write them (`0005001` is owner 5001).
         fields["parent_id"] = _canonical_id(fields["parent_id"])
         fields["ancestors"] = json.dumps({k: _canonical_id(v) for k, v in ancestors.items()},

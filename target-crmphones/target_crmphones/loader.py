@@ -216,7 +216,7 @@ class Load:
                           ) -> list[PlannedWrite]:
         """An input the API refused for its content in an earlier run is not sent again until
         it changes (its fingerprint differs): resending would only earn the same 4xx."""
-        owed = [p for p in plans if p.action in ("create", "update")]
+        owed = [p for p in plans if p.action in ("create", "update") and p.seq is not None]
         refused = self.staging.refused_before([fingerprints[p.seq] for p in owed])
         for plan in owed:
             earlier = refused.get(fingerprints[plan.seq])
@@ -422,6 +422,12 @@ class Load:
 
     def _record(self, plan: PlannedWrite, result: WriteResult, success: Outcome) -> None:
         self._writes_left = max(0, self._writes_left - 1)
+        if plan.seq is None:  # a dialect rule's own write: no input record to account for
+            if result.rejected:
+                logger.warning("%s phone %s on %s %s: %s not written (%s)", self.dialect.title,
+                               plan.current.id if plan.current else "?", plan.wanted.parent_type,
+                               plan.wanted.parent_id, plan.changes, result.rejected)
+            return
         if result.given_up:
             self.given_up += 1
             row = (plan.seq, Outcome.REJECTED.value, None, plan.changes or None,
@@ -438,16 +444,16 @@ class Load:
         outcome = {"create": Outcome.CREATED, "update": Outcome.UPDATED}
         rows = [(p.seq, outcome[p.action].value, p.current.id if p.current else None,
                  p.changes or None, "dry run: planned, not sent")
-                for p in plans if p.action in outcome]
+                for p in plans if p.action in outcome and p.seq is not None]
         self._outcomes(rows)
         for plan in plans:
             if plan.action not in outcome or self._dry_run_shown >= _DRY_RUN_SAMPLE:
                 continue
             self._dry_run_shown += 1
             target = f"phone {plan.current.id}" if plan.current else "new phone"
-            logger.info("dry run: would %s %s on %s %s: %s %s", plan.action, target,
+            logger.info("dry run: would %s %s on %s %s: %s %s%s", plan.action, target,
                         plan.wanted.parent_type, plan.wanted.parent_id, plan.wanted.e164,
-                        plan.changes or "")
+                        plan.changes or "", f" ({plan.note})" if plan.note else "")
 
     def finish(self, status: str = "finished", error: str | None = None) -> dict[str, int]:
         """End the run's row (how it ended: ``finished``, ``interrupted`` or ``failed`` with

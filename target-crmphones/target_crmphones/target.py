@@ -23,7 +23,7 @@ from crmphones.errors import (
     WritesGivenUpError,
 )
 from crmphones.mapping import load_parent_map
-from crmphones.settings import common_settings, dialect_for
+from crmphones.settings import TYPE_SLOT_CONFLICT, common_settings, dialect_for
 from target_crmphones.intake import Intake
 from target_crmphones.loader import (
     NOT_SENT_FAILED,
@@ -110,6 +110,7 @@ class TargetCRMPhones(Target):
             "dry_run", th.BooleanType, default=False,
             description="Compute, record and log the plan, but send no write to the CRM.",
         ),
+        TYPE_SLOT_CONFLICT,
         th.Property(
             "max_rejected_fraction", th.NumberType(minimum=0, maximum=1),
             description="Fail the run (exit 1, and no final STATE, so the bookmark stays) when "
@@ -259,6 +260,10 @@ class TargetCRMPhones(Target):
         if self.config.get("dry_run"):
             self.logger.info("dry run: no STATE is passed on, so the bookmark does not move "
                              "and the real run reads the same input again")
+            self.logger.info("dry run: every check that needs no answer from %s was made; "
+                             "rejects only %s can give are not in this plan: %s",
+                             self.dialect.title, self.dialect.title,
+                             self.dialect.crm_only_rejects)
         super().process_endofpipe()
         if "load" not in self.__dict__:
             return

@@ -264,3 +264,19 @@ def test_injected_faults(server: EmulatorServer, api: httpx.Client) -> None:
         assert api.get("/leads/1").status_code == 200
         state = admin.get("/_emulator/state").json()
         assert len(state["lead_phones"]) == 300
+
+
+def test_put_may_require_number_and_type(api: httpx.Client, app: ActivixApp) -> None:
+    """Update 2026-12-07: both doc revisions list `number` and `type` as required on PUT while
+    the prose keeps omitted fields; the emulator offers both."""
+    phone = app.snapshot()["lead_phones"][0]
+    partial = {"extension": 34}
+    assert api.put(f"/lead-phones/{phone['id']}", json=partial).status_code == 200
+    app.configure({"put_requires_number_and_type": True})
+    refused = api.put(f"/lead-phones/{phone['id']}", json=partial)
+    assert refused.status_code == 422
+    assert set(refused.json()["errors"]) == {"number", "type"}
+    whole = {"number": "+15145550188", "type": phone["type"], "extension": 35}
+    answered = api.put(f"/lead-phones/{phone['id']}", json=whole)
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["data"]["extension"] == 35

@@ -205,7 +205,11 @@ def test_embedded_phones_match_sub_collections_and_slugs(api: httpx.Client, app:
             assert api.get(f"/opportunities/{item['slug']}").json() == item
             assert api.get(f"/opportunities/{item['id']}").json() == item
             for location in item["locations"]:  # older opportunity-location route, same phones
-                assert location["phones"] == api.get(f"{sub}/locations/{location['id']}/phones").json()
+                older = f"{sub}/locations/{location['id']}/phones"
+                assert api.get(older).status_code == 404, "not in the current docs (§3)"
+                app.configure({"opportunity_location_routes": True})
+                assert location["phones"] == api.get(older).json()
+                app.configure({"opportunity_location_routes": False})
 
 
 def test_pagination_to_the_end(api: httpx.Client, app: OneDegreeApp) -> None:
@@ -348,3 +352,17 @@ def test_state_equals_snapshot_and_cli(server: EmulatorServer, app: OneDegreeApp
     assert (options.api_key, options.api_secret, built.limiter.limit, options.foreign_organizations) == (
         "k", "s", 7, {1, 2})
     assert len(built.snapshot()["phones"]) == 10 and len(built.snapshot()["organizations"]) == 3
+
+
+@pytest.mark.parametrize("clears", [True, False])
+def test_new_primary_clears_the_old_one_or_not(api: httpx.Client, app: OneDegreeApp,
+                                               clears: bool) -> None:
+    """§8 [A]: whether a new primary clears the old one is not documented: both, by option."""
+    app.configure({"primary_clears_others": clears})
+    location = _empty_location(app.snapshot())
+    path = f"/organizations/{location['organization_id']}/locations/{location['id']}/phones"
+    first = _write(api, "POST", path, {"phone": {"digits": "415-555-0101"}}).json()["phone"]
+    second = _write(api, "POST", path, {"phone": {"digits": "415-555-0102",
+                                                  "is_primary": True}}).json()["phone"]
+    primaries = {p["id"] for p in api.get(path).json() if p["is_primary"]}
+    assert primaries == ({second["id"]} if clears else {first["id"], second["id"]})

@@ -420,3 +420,21 @@ def test_state_cli_and_defaults(server: EmulatorServer, app: TicketEvolutionApp)
         proc.terminate()
         proc.wait(timeout=5)
         proc.stdout.close()
+
+
+@pytest.mark.parametrize("clears", [True, False])
+def test_new_primary_clears_the_old_one_or_not(api: httpx.Client, app: TicketEvolutionApp,
+                                               clears: bool) -> None:
+    """[A]: whether a number written primary clears the client's old primary is not
+    documented: both, by option; `primary_phone_number` names one of them either way."""
+    app.configure({"primary_clears_others": clears})
+    cid = 9
+    old = [p["id"] for p in app.snapshot()["phone_numbers"]
+           if p["client_id"] == cid and p["is_primary"]]
+    made = _post(api, f"/clients/{cid}/phone_numbers", {"phone_numbers": [
+        {"number": "541-555-0199", "country_code": "+1", "is_primary": True}]})
+    new = made.json()["phone_numbers"][0]["id"]
+    primaries = [p["id"] for p in app.snapshot()["phone_numbers"]
+                 if p["client_id"] == cid and p["is_primary"]]
+    assert sorted(primaries) == ([new] if clears else sorted([*old, new]))
+    assert old, "the seeded client has a primary to clear"

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import typing as t
 
+import pytest
+
 from crmphones.dialects.activix import Activix
 from crmphones.records import PhoneRecord
 from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN, activix_config
@@ -94,21 +96,94 @@ def test_one_phone_per_type_per_lead(
     assert not [r for r in activix_destination.requests if r.status == 403]
 
 
-def test_type_change_is_one_partial_put(
+@pytest.mark.parametrize("enforced", [False, True])
+def test_type_change_is_one_put_with_number_and_type(
     activix_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str,
+    enforced: bool,
 ) -> None:
-    """A known number with a new type: PUT /lead-phones/:id with only `type`."""
+    """A known number with a new type: one PUT /lead-phones/:id carrying the change and the
+    `number` and `type` the docs require, so a server enforcing them answers 200 too."""
+    activix_destination.app.configure({"put_requires_number_and_type": enforced})
     config = activix_config(activix_destination, DESTINATION_TOKEN, staging_path=staging_path)
     target_runner.run(config, [SCHEMA, record(parent_id="9", number="+15145550111",
                                               phone_type="home")])
     target_runner.run(config, [SCHEMA, record(parent_id="9", number="514.555.0111",
                                               phone_type="mobile")])
     puts = [r for r in activix_destination.requests if r.method == "PUT"]
-    assert len(puts) == 1
-    assert json.loads(puts[0].body or "{}") == {"type": "mobile"}
+    assert [r.status for r in puts] == [200]
+    assert json.loads(puts[0].body or "{}") == {"number": "+15145550111", "type": "mobile"}
     (phone,) = _phones(activix_destination)
     assert phone["type"] == "mobile"
     assert last_run_counts(staging_path)["updated"] == 1
+    (changes,), = ledger(staging_path, "SELECT changes FROM outcomes WHERE outcome = 'updated'")
+    assert json.loads(changes) == {"type": "mobile"}, "the ledger says what changed"
+
+
+@pytest.mark.parametrize("enforced", [False, True])
+def test_new_extension_is_the_same_phone_updated_in_place(
+    activix_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str,
+    enforced: bool,
+) -> None:
+    """The lead's work phone with ext. 12 fed again with ext. 34: the same slot, one PUT with
+    the new extension (and `number` and `type`), the same phone id; no reject, no 403."""
+    activix_destination.app.configure({"put_requires_number_and_type": enforced})
+    config = activix_config(activix_destination, DESTINATION_TOKEN, staging_path=staging_path)
+    target_runner.run(config, [SCHEMA, record(parent_id="7", number="+1 514-555-0102 ext. 12",
+                                              label="Work")])
+    (before,) = _phones(activix_destination)
+    target_runner.run(config, [SCHEMA, record(parent_id="7", number="514-555-0102 ext. 34",
+                                              label="Work")])
+    (after,) = _phones(activix_destination)
+    assert (after["id"], after["number"], after["type"], after["extension"]) == (
+        before["id"], "+15145550102", "work", 34)
+    puts = [r for r in activix_destination.requests if r.method == "PUT"]
+    assert [json.loads(r.body or "{}") for r in puts] == [
+        {"number": "+15145550102", "type": "work", "extension": 34}]
+    assert last_run_counts(staging_path) == {"received": 1, "created": 0, "updated": 1,
+                                             "unchanged": 0, "merged": 0, "rejected": 0}
+    assert not [r for r in activix_destination.requests if r.status >= 400]
+
+
+def test_slot_conflict_rejects_by_default_and_replace_updates_the_slot(
+    activix_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str,
+) -> None:
+    """A new number for a held work slot: rejected by default (the held number stays); with
+    `type_slot_conflict: replace` the slot's phone takes the number, an update in the dry
+    run's plan and in the real run, one PUT; a slot whose phone has its own input record is
+    still a reject."""
+    config = activix_config(activix_destination, DESTINATION_TOKEN, staging_path=staging_path)
+    target_runner.run(config, [SCHEMA,
+                               record(parent_id="11", number="514-555-0120", label="Work"),
+                               record(parent_id="12", number="514-555-0130", label="Work")])
+    held = {p["lead_id"]: p for p in _phones(activix_destination)}
+    incoming = [SCHEMA,
+                record(parent_id="11", number="514-555-0121 x5", label="Work"),
+                record(parent_id="12", number="514-555-0130", label="Work"),   # its own record
+                record(parent_id="12", number="514-555-0131", label="Work")]
+    target_runner.run(config, incoming)
+    assert _phones(activix_destination) == list(held.values()), "reject: nothing sent"
+    reasons = dict(ledger(staging_path, "SELECT seq, reason FROM rejects"))
+    assert "already has a work phone" in reasons[1]
+
+    replace = {**config, "type_slot_conflict": "replace"}
+    writes = len(_writes(activix_destination))
+    target_runner.run({**replace, "dry_run": True}, incoming)
+    assert len(_writes(activix_destination)) == writes
+    planned = ledger(staging_path, "SELECT seq, outcome, destination_id, changes FROM outcomes "
+                                   "WHERE run_id = (SELECT run_id FROM runs ORDER BY started_at "
+                                   "DESC LIMIT 1) ORDER BY seq")
+    assert planned[0][:3] == (1, "updated", str(held[11]["id"]))
+    assert json.loads(planned[0][3]) == {"number": "+15145550121", "extension": 5}
+    assert [row[1] for row in planned] == ["updated", "unchanged", "rejected"]
+
+    target_runner.run(replace, incoming)
+    after = {p["lead_id"]: p for p in _phones(activix_destination)}
+    assert (after[11]["id"], after[11]["number"], after[11]["extension"], after[11]["type"]) == (
+        held[11]["id"], "+15145550121", 5, "work")
+    assert after[12] == held[12]
+    assert last_run_counts(staging_path) == {"received": 3, "created": 0, "updated": 1,
+                                             "unchanged": 1, "merged": 0, "rejected": 1}
+    assert len(_writes(activix_destination)) == writes + 1
 
 
 def test_api_validation_errors_become_rejects(
@@ -143,12 +218,13 @@ def test_duplicate_403_is_reconciled_and_vanished_phone_recreated(
     assert "Duplicate phone." in (slot_taken.rejected or "")
 
     gone = dialect.to_phone_record({"id": 987654, "lead_id": 3, "number": "+15145550133",
-                                    "type": "home", "extension": None})
-    result = dialect.update(gone, {"type": "home"})
+                                    "type": "home", "extension": 12})
+    result = dialect.update(gone, {"extension": 34})
     assert result.outcome == "created"
     assert "deleted" in (result.detail or "")
-    numbers = {p["number"] for p in _phones(activix_destination)}
-    assert numbers == {"+15145550131", "+15145550133"}
+    held = {(p["number"], p["type"], p["extension"]) for p in _phones(activix_destination)}
+    assert held == {("+15145550131", "work", None), ("+15145550133", "home", 34)}, \
+        "recreated with the new values"
     dialect.close()
 
 

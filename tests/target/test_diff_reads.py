@@ -222,8 +222,8 @@ def test_ticketevolution_diff_reads_the_clients_index_when_cheaper(
     assert counts["unchanged"] == len(phones) - retyped
     gets = [p for p, _ in _gets(destination)]
     assert len({p["parent_id"] for p in changed}) > 50
-    assert gets == ["/v9/clients", "/v9/clients/999/phone_numbers"], \
-        "one index page for every client, and the list of the one it lacks"
+    assert gets == ["/v9/clients", "/v9/clients/999"], \
+        "one index page for every client, and the show of the one it lacks"
     puts = [json.loads(r.body or "{}") for r in destination.requests if r.method == "PUT"]
     assert [put["label"] for put in puts] == ["Changed"] * retyped
 
@@ -231,7 +231,8 @@ def test_ticketevolution_diff_reads_the_clients_index_when_cheaper(
 def test_ticketevolution_few_clients_of_a_large_account_are_read_one_list_each(
     target_runner: TargetRunner, staging_path: str,
 ) -> None:
-    """600 clients are six index pages: four clients cost the first page, then four lists."""
+    """600 clients are six index pages: four clients cost the first page, then four shows
+    (each embeds the client's phones and names its primary)."""
     app = TicketEvolutionApp(records=0, parents=600, seed=8, token=DESTINATION_TOKEN,
                              secret=DESTINATION_SECRET, rate_limit=100_000)
     with EmulatorServer(app) as destination:
@@ -243,7 +244,7 @@ def test_ticketevolution_few_clients_of_a_large_account_are_read_one_list_each(
         assert last_run_counts(staging_path)["created"] == 4
         gets = [p for p, _ in _gets(destination)]
     assert gets[0] == "/v9/clients"
-    assert sorted(gets[1:]) == sorted(f"/v9/clients/{c}/phone_numbers" for c in (3, 40, 77, 598))
+    assert sorted(gets[1:]) == sorted(f"/v9/clients/{c}" for c in (3, 40, 77, 598))
 
 
 # -- Outreach -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import typing as t
 from collections import Counter
 
 import httpx
+import pytest
 
 from crmphones.auth import one_degree_signature
 from tests.conftest import DESTINATION_SECRET, DESTINATION_TOKEN, SOURCE_SECRET, SOURCE_TOKEN, od_config
@@ -89,10 +90,15 @@ def test_location_of_an_opportunity_and_missing_ancestors(
     assert "ancestors.organization" in reasons[2]
 
 
+@pytest.mark.parametrize("clears", [True, False])
 def test_one_primary_per_owner(
     od_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str,
+    clears: bool,
 ) -> None:
-    """Two primaries in the input for one owner: the later one is primary, the other is not."""
+    """Two primaries in the input for one owner: the later one is primary, the other is not.
+    Moving the primary to another held number writes it primary and the old one explicitly
+    not, so the owner keeps one whether or not the server clears the old one itself."""
+    od_destination.app.configure({"primary_clears_others": clears})
     target_runner.run(_config(od_destination, staging_path), [
         SCHEMA,
         record(parent_type="organization", parent_id="5", number="415-555-0190", is_primary=True),
@@ -102,8 +108,9 @@ def test_one_primary_per_owner(
     primary = {p["digits"]: p["is_primary"] for p in _phones(od_destination)
                if p["phoneable_type"] == "Organization" and p["phoneable_id"] == 5}
     assert primary == {"+14155550190": False, "+14155550191": True, "+14155550192": False}
+    held = {p["digits"]: p["id"] for p in _phones(od_destination)}
 
-    # Moving the primary to another held number: one update, still one primary.
+    od_destination.requests.clear()
     target_runner.run(_config(od_destination, staging_path), [
         SCHEMA,
         record(parent_type="organization", parent_id="5", number="415-555-0192", is_primary=True),
@@ -111,6 +118,61 @@ def test_one_primary_per_owner(
     primary = {p["digits"]: p["is_primary"] for p in _phones(od_destination)
                if p["phoneable_type"] == "Organization" and p["phoneable_id"] == 5}
     assert primary == {"+14155550190": False, "+14155550191": False, "+14155550192": True}
+    puts = [(r.path, json.loads(r.body or "{}")) for r in od_destination.requests
+            if r.method == "PUT"]
+    assert puts == [
+        (f"/v1/organizations/5/phones/{held['+14155550191']}", {"phone": {"is_primary": False}}),
+        (f"/v1/organizations/5/phones/{held['+14155550192']}", {"phone": {"is_primary": True}})]
+    assert last_run_counts(staging_path)["updated"] == 1, "the added write has no record"
+
+
+def test_a_location_is_written_through_its_organization_only(
+    od_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str,
+) -> None:
+    """A location read under an opportunity (ancestors name both) is written through the
+    documented `organizations/:id/locations/:id/phones` route; the older route through the
+    opportunity is not served (the emulator's default, as the current docs) and never used."""
+    held = od_destination.app.snapshot()
+    opportunity = next(o for o in held["opportunities"] if o["location_ids"])
+    location, org = opportunity["location_ids"][0], opportunity["organization_id"]
+    config = _config(od_destination, staging_path)
+    target_runner.run(config, [SCHEMA, record(
+        parent_type="location", parent_id=location, number="415-555-0183", label="Main",
+        ancestors={"organization": org, "opportunity": opportunity["id"]})])
+    target_runner.run(config, [SCHEMA, record(
+        parent_type="location", parent_id=location, number="415-555-0183", label="Fax",
+        ancestors={"organization": org, "opportunity": opportunity["id"]})])
+    writes = [(r.method, r.path) for r in od_destination.requests if r.method in ("POST", "PUT")]
+    (phone,) = _phones(od_destination)
+    route = f"/v1/organizations/{org}/locations/{location}/phones"
+    assert writes == [("POST", route), ("PUT", f"{route}/{phone['id']}")]
+    assert (phone["phoneable_type"], phone["phoneable_id"], phone["phone_type"]) == (
+        "Location", location, "fax")
+
+
+def test_dry_run_rejects_what_the_real_run_rejects(
+    od_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str,
+) -> None:
+    """A location or opportunity phone without its organization is rejected at intake: the
+    dry run shows the same rejects, for the same reason, as the real run; the dry run's log
+    says which rejects only the CRM can give."""
+    opportunity = od_destination.app.snapshot()["opportunities"][0]
+    lines = [SCHEMA,
+             record(parent_type="location", parent_id="1", number="415-555-0184"),
+             record(parent_type="opportunity", parent_id=opportunity["id"], number="415-555-0185",
+                    ancestors={"opportunity": opportunity["id"]}),
+             record(parent_type="organization", parent_id="7", number="415-555-0186")]
+    query = ("SELECT seq, reason FROM rejects WHERE run_id = (SELECT run_id FROM runs "
+             "ORDER BY started_at DESC LIMIT 1) ORDER BY seq")
+    dry = target_runner.run(_config(od_destination, staging_path, dry_run=True), lines)
+    planned = ledger(staging_path, query)
+    assert [seq for seq, _ in planned] == [1, 2]
+    assert "ancestors.organization" in planned[0][1]
+    assert "rejects only One Degree can give" in dry.stderr
+    assert not [r for r in od_destination.requests if r.method in ("POST", "PUT")]
+    target_runner.run(_config(od_destination, staging_path), lines)
+    assert ledger(staging_path, query) == planned
+    assert [p["phoneable_id"] for p in _phones(od_destination)] == [7]
 
 
 def test_forbidden_and_missing_owners_are_rejects(target_runner: TargetRunner, staging_path: str

@@ -8,6 +8,8 @@ import sys
 import typing as t
 from collections import Counter
 
+import pytest
+
 from tests.conftest import DESTINATION_SECRET, DESTINATION_TOKEN, SOURCE_SECRET, SOURCE_TOKEN, te_config
 from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record
 
@@ -148,3 +150,36 @@ def test_string_ids_and_plus_country_codes(target_runner: TargetRunner, staging_
         target_runner.run(_config(server, staging_path), messages)
         assert [r for r in server.requests if r.method in ("POST", "PUT")] == writes
         assert last_run_counts(staging_path)["unchanged"] == 2
+
+
+@pytest.mark.parametrize("clears", [True, False])
+def test_new_primary_writes_the_old_one_not_primary(
+    te_destination: EmulatorServer, target_runner: TargetRunner, staging_path: str,
+    clears: bool,
+) -> None:
+    """The input makes another number the client's primary: it is written primary and the old
+    primary explicitly not, so the client ends with one primary whether or not the server
+    clears the old one itself; the rerun writes nothing."""
+    te_destination.app.configure({"primary_clears_others": clears})
+    config = _config(te_destination, staging_path)
+    target_runner.run(config, [SCHEMA,
+                               record(parent_id="6", number="+12125550171", is_primary=True),
+                               record(parent_id="6", number="+12125550172", is_primary=False)])
+    old, new = sorted(_phones(te_destination), key=lambda p: p["id"])
+    before = len(_writes(te_destination))
+    moved = [SCHEMA, record(parent_id="6", number="212-555-0173", is_primary=True)]
+    dry = target_runner.run({**config, "dry_run": True}, moved)
+    assert f"would update phone {old['id']} on client 6" in dry.stderr, "the plan shows it"
+    assert len(_writes(te_destination)) == before
+    target_runner.run(config, moved)
+    primaries = {p["number"] for p in _phones(te_destination) if p["is_primary"]}
+    assert primaries == {"2125550173"}
+    sent = [(r.method, r.path, json.loads(r.body or "{}")) for r in _writes(te_destination)[before:]]
+    assert sent[0] == ("PUT", f"/v9/clients/6/phone_numbers/{old['id']}", {"is_primary": False})
+    assert [s[0] for s in sent] == ["PUT", "POST"]
+    assert new["is_primary"] is False
+    assert last_run_counts(staging_path) == {"received": 1, "created": 1, "updated": 0,
+                                             "unchanged": 0, "merged": 0, "rejected": 0}
+    writes = len(_writes(te_destination))
+    target_runner.run(config, moved)
+    assert len(_writes(te_destination)) == writes
