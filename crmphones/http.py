@@ -46,10 +46,12 @@ Rate governor (``RateGovernor``: one per client, shared by all its threads):
 - **Lower again.** A signal for a request sent after the last lesson teaches again, so the
   rate only goes down within a run (to ``_MIN_RATE`` at least); signals for requests already
   in flight at a lesson only extend the pause (one lesson per burst).
-- **Bounded.** A throttle whose wait the server named (or the dialect's ``throttle_pause``)
-  spends none of the request's ``max_attempts``: the wait is the server's, not a failure.
-  A request still gives up after ``_MAX_THROTTLES`` of them in a row, and a throttle with no
-  named wait (our backoff guessed it) counts as an attempt: nothing loops on 429s.
+- **Bounded.** A throttle whose wait the server named spends none of the request's
+  ``max_attempts``: the wait is the server's, not a failure. A request still gives up after
+  ``_MAX_THROTTLES`` of them in a row. A throttle that names no time spends none while its
+  doubling pause is still growing to ``throttle_pause`` (Ticket Evolution's window); past
+  that the same 503 is retried as any failure (an outage must end), and a throttle whose
+  wait our backoff guessed counts as an attempt: nothing loops on 429s.
 - **Counted once.** ``paused_seconds`` (and ``ApiClient.waited_seconds``) is the wall time
   the run spent paused, the union of the pauses: eight threads waiting out one pause wait
   it once.
@@ -413,6 +415,10 @@ class ApiClient:
                                auth_statuses, self._secrets, httpx.URL(base_url).path.rstrip("/"),
                                refuses_credential)
         self.throttle_pause = throttle_pause
+        # A request's throttles that name no time are free while their doubling pause can
+        # still be growing to the window; past that the same 503 is as likely an outage of
+        # this request (others get through meanwhile), so each spends an attempt.
+        self._free_unnamed = math.ceil(math.log2(max(throttle_pause or 1.0, 1.0))) + 1
         self.quota_window = quota_window
         self.pace_is_default = pace_is_default
         self._unnamed_throttles = 0  # 503 throttles in a row without a request let through
@@ -494,7 +500,7 @@ class ApiClient:
         where = f"{method.upper()} /{path.split('?')[0].lstrip('/')}"
         if path.startswith("http"):
             where = f"{method.upper()} {httpx.URL(path).path}"
-        attempt = throttles = 0
+        attempt = throttles = unnamed = 0
         while attempt < self.retry.max_attempts:
             attempt += 1
             if self._aborted.is_set():
@@ -532,7 +538,9 @@ class ApiClient:
                 server_delay = self._server_delay(response)
                 kind = self._throttle_kind(response)
                 window = None
-                if kind and server_delay is None and status == 503:
+                if kind and server_delay is None and status == 503 and \
+                        unnamed < self._free_unnamed:
+                    unnamed += 1
                     window = self._window_pause(sent_at)  # the throttle names no time
                 delay = server_delay if server_delay is not None else window
                 if delay is None:

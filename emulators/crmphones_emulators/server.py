@@ -277,7 +277,7 @@ class Faults:
     error_rate: float = 0.0
     drop_rate: float = 0.0
     seed: int = 0
-    #: Every write whose body holds this text answers 503: an outage of one record's writes
+    #: Every write whose body holds this text answers 502: an outage of one record's writes
     #: that outlasts any retry.
     fail_writes_containing: str = ""
     #: Every error answer (4xx, 5xx) quotes the request it answers, its query and headers
@@ -303,10 +303,11 @@ class Faults:
                 setattr(self, name, float(options[name]))
 
     def failing_write(self, request: Request) -> Response | None:
-        """A 503 for a write that holds ``fail_writes_containing``."""
+        """A 502 for a write that holds ``fail_writes_containing``: a gateway's outage (not
+        a 503, which Ticket Evolution answers as its throttle)."""
         if (self.fail_writes_containing and request.method in ("POST", "PUT", "PATCH")
                 and self.fail_writes_containing.encode() in request.body):
-            return Response(503, {"error": "injected outage of this record's writes"})
+            return Response(502, {"error": "injected outage of this record's writes"})
         return None
 
     def quoted(self, request: Request, response: Response) -> Response:

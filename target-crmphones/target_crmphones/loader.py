@@ -423,6 +423,8 @@ class Load:
     def _record(self, plan: PlannedWrite, result: WriteResult, success: Outcome) -> None:
         self._writes_left = max(0, self._writes_left - 1)
         if plan.seq is None:  # a dialect rule's own write: no input record to account for
+            if result.given_up:
+                self.given_up += 1  # the bookmark stays, so the next run plans it again
             if result.rejected:
                 logger.warning("%s phone %s on %s %s: %s not written (%s)", self.dialect.title,
                                plan.current.id if plan.current else "?", plan.wanted.parent_type,
