@@ -45,9 +45,10 @@ state = httpx.get(f"http://127.0.0.1:{os.environ['CRMPHONES_DESTINATION_PORT']}/
 print(f"\nDestination account now holds {len(state['phoneNumbers'])} phone numbers.")
 con = duckdb.connect(".crmphones/demo.duckdb", read_only=True)
 print("Runs recorded in .crmphones/demo.duckdb:")
-for row in con.execute("SELECT received, created, updated, unchanged, merged, rejected "
-                       "FROM runs ORDER BY started_at").fetchall():
-    print("  received=%d created=%d updated=%d unchanged=%d merged=%d rejected=%d" % row)
+for row in con.execute("SELECT received, created, updated, unchanged, merged, rejected, "
+                       "filtered FROM runs ORDER BY started_at").fetchall():
+    print("  received=%d created=%d updated=%d unchanged=%d merged=%d rejected=%d "
+          "filtered=%d" % row)
 for number, (run_id,) in enumerate(con.execute(
         "SELECT run_id FROM runs ORDER BY started_at").fetchall(), start=1):
     print(f"Top reject reasons, run {number}:")

@@ -4,7 +4,8 @@ Each step is one method. The sinks hand each batch here as one Arrow table of in
 (made by ``Intake``), which is staged; once the input ends, the run is de-duplicated, diffed
 and written owner by owner (``write_run``). Every record ends in exactly one outcome recorded
 in the staging ledger:
-``received = created + updated + unchanged + merged + rejected``.
+``received = created + updated + unchanged + merged + rejected + filtered`` (the last: records
+a stream map filtered out before the sinks, counted per stream by ``filter_out``).
 """
 
 from __future__ import annotations
@@ -92,7 +93,10 @@ class Load:
         self.staging = Staging(staging_path, self.run_id)
         self.staging.start_run(dialect.name, dry_run=dry_run)
         self.intake = intake or Intake(dialect, None)
+        #: Records the sinks handed over (and input lines rejected by the reader).
         self.records_seen = 0
+        #: Per stream, records read that a stream map filtered out before any sink.
+        self.filtered: Counter[str] = Counter()
         #: Writes given up in this run (the API kept failing): no STATE may pass them.
         self.given_up = 0
         self._consecutive_transient = 0
@@ -108,7 +112,8 @@ class Load:
         self._dry_run_shown = 0
 
     def rejected_fraction(self) -> float:
-        """The share of the records received so far that were rejected."""
+        """The share of the records received so far that were rejected (records a stream map
+        filtered out aside: they were never to be sent)."""
         return self._tally[Outcome.REJECTED.value] / self._received if self._received else 0.0
 
     def next_seq(self) -> int:
@@ -141,7 +146,8 @@ class Load:
         if self.status is None:
             self.status = "interrupted"
             self.settle_unsent(NOT_SENT_STOPPED)
-            self.staging.finish_run("interrupted", error, fold_log=False)
+            self.staging.finish_run("interrupted", error, filtered=self.filtered.total(),
+                                    fold_log=False)
 
     def settle_unsent(self, detail: str) -> int:
         """Record every record staged in this run without an outcome as rejected with
@@ -155,6 +161,11 @@ class Load:
     def receive(self, stream: str, record: dict[str, t.Any]) -> dict[str, t.Any]:
         """Number one record in arrival order and check and normalize it into a staged row."""
         return self.intake.normalize(self.next_seq(), stream, record)
+
+    def filter_out(self, stream: str) -> None:
+        """Account for a record of ``stream`` that a stream map filtered out (no outcome,
+        nothing staged: it was never meant for the CRM)."""
+        self.filtered[stream] += 1
 
     def reject_input(self, stream: str | None, text: str, reason: str,
                      record: t.Any = None) -> None:
@@ -346,11 +357,14 @@ class Load:
         calls = sum(self.dialect.client.calls.values())
         rate = calls / max(now - self._started, 1e-9)
         done = ", ".join(f"{k}={self._tally[k]}" for k in (o.value for o in Outcome))
+        if self.filtered:
+            done += f", filtered={self.filtered.total()}"
         left = ""
         if self._writes_left and rate:
             left = (f"; {self._writes_left} writes left in this chunk of owners, about "
                     f"{self._writes_left / rate:.0f}s")
-        logger.info("progress: received=%d %s; %d API calls (%.1f/s)%s", self._received, done,
+        logger.info("progress: received=%d %s; %d API calls (%.1f/s)%s",
+                    self._received + self.filtered.total(), done,
                     calls, rate, left)
 
     def _create(self, owner: Owner, group: list[PlannedWrite]) -> list[WriteResult | None]:
@@ -461,12 +475,13 @@ class Load:
         """End the run's row (how it ended: ``finished``, ``interrupted`` or ``failed`` with
         ``error``'s line), then log and write its report; return the counts."""
         self.status = status
-        counts = self.staging.finish_run(status, error)
+        counts = self.staging.finish_run(status, error, filtered=self.filtered.total())
         duration = time.monotonic() - self._started
         client = self.dialect.client
         report = build_report(self.staging, provider=self.dialect.name, dry_run=self.dry_run,
                               counts=counts, duration=duration, calls=dict(client.calls),
-                              waited=client.waited_seconds, status=status, error=error)
+                              waited=client.waited_seconds, status=status, error=error,
+                              filtered=dict(self.filtered))
         if self.report_dir:
             report = write_report(report, self.staging, self.report_dir)
         self.staging.record_report(duration=duration, calls=dict(client.calls),
@@ -474,10 +489,13 @@ class Load:
         verb = "planned" if self.dry_run else "done" if status == "finished" else status
         logger.info(
             "crmphones run %s (%s, %s): received=%d created=%d updated=%d unchanged=%d "
-            "merged=%d rejected=%d", self.run_id, self.dialect.name, verb, counts["received"],
-            counts["created"], counts["updated"], counts["unchanged"], counts["merged"],
-            counts["rejected"],
+            "merged=%d rejected=%d filtered=%d", self.run_id, self.dialect.name, verb,
+            counts["received"], counts["created"], counts["updated"], counts["unchanged"],
+            counts["merged"], counts["rejected"], counts["filtered"],
         )
+        if self.filtered:
+            logger.info("  filtered out by stream maps: %s",
+                        ", ".join(f"{stream} {n}" for stream, n in sorted(self.filtered.items())))
         for reason in report["rejects_by_reason"]:
             logger.info("  rejected %d: %s", reason["records"], reason["reason"])
         logger.info("API calls: %d %s in %.1fs (%.1f/s), %.1fs waiting on rate limits",
@@ -489,7 +507,7 @@ class Load:
         else:
             logger.info("run report:\n%s", to_markdown(report))
         accounted = sum(counts[k] for k in ("created", "updated", "unchanged", "merged",
-                                            "rejected"))
+                                            "rejected", "filtered"))
         if accounted != counts["received"]:
             logger.error("accounting mismatch: %d received, %d accounted for",
                          counts["received"], accounted)

@@ -40,6 +40,10 @@ class TolerantSingerReader(SingerReader):
         #: Set by the target: records a line that is no record it can take, as a reject
         #: (stream or None, the line, the reason, the record object if one was read).
         self.on_reject: t.Callable[[str | None, str, str, t.Any], None] | None = None
+        #: Set by the target: takes each RECORD message it may pass on (its stream, and a
+        #: call that hands it to the SDK's stream maps and sinks), to account for the records
+        #: a stream map filters out before any sink sees them.
+        self.on_record: t.Callable[[str, t.Callable[[], None]], None] | None = None
         self._key_properties: dict[str, list[str]] = {}
         #: Set by the target: asked before each line; True once a signal stopped the run,
         #: and the rest of the input is left unread (the next run reads it again).
@@ -100,6 +104,8 @@ class TolerantSingerReader(SingerReader):
                 self._key_properties[message["stream"]] = keys if isinstance(keys, list) else []
             if kind == "STATE" and self.on_state is not None:
                 self.on_state(functools.partial(callbacks[kind], message))
+            elif kind == "RECORD" and self.on_record is not None:
+                self.on_record(message["stream"], functools.partial(callbacks[kind], message))
             else:
                 callbacks[kind](message)
             stats[kind] += 1

@@ -15,7 +15,8 @@ if t.TYPE_CHECKING:
 
 __all__ = ["RunReport", "write_report"]
 
-OUTCOMES = ("created", "updated", "unchanged", "merged", "rejected")
+#: Every record received ends in one of these (``filtered``: a stream map dropped it).
+OUTCOMES = ("created", "updated", "unchanged", "merged", "rejected", "filtered")
 _SAMPLE = 10  # rows per action in the Markdown sample
 
 
@@ -34,6 +35,8 @@ class RunReport(t.TypedDict):
     api_calls: int
     api_calls_per_second: float
     rate_limit_wait_seconds: float
+    #: Per stream, the records a stream map filtered out before the sinks.
+    filtered_by_stream: dict[str, int]
     by_parent: list[dict[str, t.Any]]
     sample: list[dict[str, t.Any]]
     files: dict[str, str]
@@ -41,8 +44,8 @@ class RunReport(t.TypedDict):
 
 def build_report(staging: Staging, *, provider: str, dry_run: bool, counts: dict[str, int],
                  duration: float, calls: dict[str, int], waited: float,
-                 status: str = "finished",
-                 error: str | None = None) -> RunReport:
+                 status: str = "finished", error: str | None = None,
+                 filtered: dict[str, int] | None = None) -> RunReport:
     """Assemble the report of the staging file's current run."""
     total_calls = sum(calls.values())
     return RunReport(
@@ -53,6 +56,7 @@ def build_report(staging: Staging, *, provider: str, dry_run: bool, counts: dict
         api_calls_by_status=dict(sorted(calls.items())), api_calls=total_calls,
         api_calls_per_second=round(total_calls / duration, 2) if duration else 0.0,
         rate_limit_wait_seconds=round(waited, 3),
+        filtered_by_stream=dict(sorted((filtered or {}).items())),
         by_parent=staging.by_parent(limit=20), sample=staging.sample(_SAMPLE), files={},
     )
 
@@ -89,6 +93,10 @@ def to_markdown(report: RunReport) -> str:
     if report["api_calls_by_status"]:
         lines += ["| HTTP status | calls |", "|---|---:|",
                   *(f"| {k} | {v} |" for k, v in report["api_calls_by_status"].items()), ""]
+    if report["filtered_by_stream"]:
+        lines += ["## Filtered out by stream maps", "", "| stream | records |", "|---|---:|",
+                  *(f"| {_cell(stream)} | {n} |"
+                    for stream, n in report["filtered_by_stream"].items()), ""]
     if report["rejects_by_reason"]:
         lines += ["## Rejected, by reason", "", "| reason | records |", "|---|---:|",
                   *(f"| {_cell(r['reason'])} | {r['records']} |"

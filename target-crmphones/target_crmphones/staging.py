@@ -42,6 +42,8 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS report_path VARCHAR;
 -- for the last two the line the target printed.
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS status VARCHAR;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS error VARCHAR;
+-- Records read that a stream map filtered out before the sinks (in `received`, never staged).
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS filtered BIGINT;
 CREATE TABLE IF NOT EXISTS staged (
     run_id VARCHAR, seq BIGINT, stream VARCHAR, source_id VARCHAR,
     parent_type VARCHAR, parent_id VARCHAR, ancestors VARCHAR,
@@ -209,8 +211,13 @@ class Staging:
                 "INSERT INTO outcomes SELECT ?, seq, outcome, destination_id, changes, detail, ? "
                 "FROM new_outcomes", [self.run_id, _now()])
 
-    def counts(self) -> dict[str, int]:
-        """Records received and outcomes of this run, by kind."""
+    def counts(self, filtered: int = 0) -> dict[str, int]:
+        """Records received and outcomes of this run, by kind.
+
+        Args:
+            filtered: Records read that a stream map filtered out: never staged, they are
+                received all the same (``received`` counts every record the target read).
+        """
         received = self.connection.execute(
             "SELECT count(*) FROM staged WHERE run_id = ?", [self.run_id]
         ).fetchone()
@@ -218,9 +225,10 @@ class Staging:
             "SELECT outcome, count(*) FROM outcomes WHERE run_id = ? GROUP BY outcome",
             [self.run_id],
         ).fetchall()
-        counts = {"received": received[0] if received else 0}
+        counts = {"received": (received[0] if received else 0) + filtered}
         counts.update({k: 0 for k in ("created", "updated", "unchanged", "merged", "rejected")})
         counts.update(dict(rows))
+        counts["filtered"] = filtered
         return counts
 
     def record_unsettled(self, detail: str) -> int:
@@ -237,26 +245,27 @@ class Staging:
         return row[0] if row else 0
 
     def finish_run(self, status: str = "finished", error: str | None = None, *,
-                   fold_log: bool = True) -> dict[str, int]:
+                   filtered: int = 0, fold_log: bool = True) -> dict[str, int]:
         """Store how the run ended (``status``, and ``error``'s line) with its counts so far,
         and return the counts.
 
         Args:
             status: ``finished``, ``interrupted`` or ``failed``.
             error: The line the target printed for an interrupted or failed run.
+            filtered: Records read that a stream map filtered out (``counts``).
             fold_log: Checkpoint first (False when the process is about to exit at once).
         """
         if fold_log:
             # Fold the run's log into the file first (closing would anyway): what it held in
             # memory is released for the report's queries over the whole run.
             self.connection.execute("CHECKPOINT")
-        counts = self.counts()
+        counts = self.counts(filtered)
         self.connection.execute(
             """UPDATE runs SET finished_at = ?, received = ?, created = ?, updated = ?,
-               unchanged = ?, merged = ?, rejected = ?, status = ?, error = ?
+               unchanged = ?, merged = ?, rejected = ?, filtered = ?, status = ?, error = ?
                WHERE run_id = ?""",
             [_now(), counts["received"], counts["created"], counts["updated"],
-             counts["unchanged"], counts["merged"], counts["rejected"], status, error,
+             counts["unchanged"], counts["merged"], counts["rejected"], filtered, status, error,
              self.run_id],
         )
         return counts

@@ -72,6 +72,7 @@ class TargetCRMPhones(Target):
         reader = t.cast("TolerantSingerReader", self.message_reader)
         reader.on_state = self._hold_state
         reader.on_reject = lambda *line: self.load.reject_input(*line)
+        reader.on_record = self._take_record
         reader.stop_requested = lambda: self.stop_signal is not None
         # The SDK's handler drains again while a drain may be writing, then passes the latest
         # STATE on and exits 0: a bookmark past unwritten records. Ours replaces it.
@@ -114,8 +115,8 @@ class TargetCRMPhones(Target):
         th.Property(
             "max_rejected_fraction", th.NumberType(minimum=0, maximum=1),
             description="Fail the run (exit 1, and no final STATE, so the bookmark stays) when "
-            "more than this fraction of the records it received were rejected: a guard "
-            "against feeding a CRM from garbage. Empty: never.",
+            "more than this fraction of the records it received were rejected (records a stream "
+            "map filtered out aside): a guard against feeding a CRM from garbage. Empty: never.",
         ),
         th.Property(
             "load_method", th.StringType(allowed_values=[m.value for m in TargetLoadMethods]),
@@ -171,6 +172,20 @@ class TargetCRMPhones(Target):
             hand_on()
             return
         self._held_state = hand_on
+
+    def _take_record(self, stream: str, pass_on: t.Callable[[], None]) -> None:
+        """Hand a RECORD to the SDK (stream maps, then a sink), and count it as filtered
+        when it reached no sink.
+
+        The SDK drops a record that a stream map's ``__filter__`` refuses, or whose stream is
+        mapped to ``__NULL__``, before any sink sees it: the user asked for it, so it is no
+        reject, but it was read, and the run's ``received`` counts it (as ``filtered``).
+        A record a map copies onto several streams reaches several sinks: each copy counts.
+        """
+        reached = self.load.records_seen
+        pass_on()
+        if self.load.records_seen == reached:
+            self.load.filter_out(stream)
 
     def _write_and_release_state(self) -> None:
         """At the end of the input: stage what the sinks hold, write the run (unless it

@@ -194,7 +194,7 @@ def test_run_report_files_and_progress(
     assert "progress: received=" in result.stderr
     (report_file,) = reports.glob("*.json")
     report = json.loads(report_file.read_text())
-    assert report["counts"] == last_run_counts(staging_path)
+    assert report["counts"] == {**last_run_counts(staging_path), "filtered": 0}
     assert report["api_calls"] == sum(report["api_calls_by_status"].values()) > 0
     writes = [r for r in outreach_destination.requests if r.method == "POST"]
     assert report["api_calls_by_status"]["201"] == len(writes)
