@@ -481,7 +481,8 @@ class Load:
         report = build_report(self.staging, provider=self.dialect.name, dry_run=self.dry_run,
                               counts=counts, duration=duration, calls=dict(client.calls),
                               waited=client.waited_seconds, status=status, error=error,
-                              filtered=dict(self.filtered))
+                              filtered=dict(self.filtered),
+                              crm_only_rejects=self.dialect.crm_only_rejects)
         if self.report_dir:
             report = write_report(report, self.staging, self.report_dir)
         self.staging.record_report(duration=duration, calls=dict(client.calls),

@@ -24,6 +24,8 @@ class RunReport(t.TypedDict):
     run_id: str
     provider: str
     dry_run: bool
+    #: In a dry run: the rejects only the CRM can give, which the plan cannot show.
+    crm_only_rejects: str | None
     #: How the run ended: finished, interrupted or failed (then ``error`` says why).
     status: str
     error: str | None
@@ -45,11 +47,14 @@ class RunReport(t.TypedDict):
 def build_report(staging: Staging, *, provider: str, dry_run: bool, counts: dict[str, int],
                  duration: float, calls: dict[str, int], waited: float,
                  status: str = "finished", error: str | None = None,
-                 filtered: dict[str, int] | None = None) -> RunReport:
-    """Assemble the report of the staging file's current run."""
+                 filtered: dict[str, int] | None = None,
+                 crm_only_rejects: str | None = None) -> RunReport:
+    """Assemble the report of the staging file's current run (``crm_only_rejects``: what
+    only the CRM can refuse, said in a dry run's report)."""
     total_calls = sum(calls.values())
     return RunReport(
-        run_id=staging.run_id, provider=provider, dry_run=dry_run, status=status, error=error,
+        run_id=staging.run_id, provider=provider, dry_run=dry_run,
+        crm_only_rejects=crm_only_rejects if dry_run else None, status=status, error=error,
         started_at=staging.started_at().isoformat(), duration_seconds=round(duration, 3),
         counts=counts,
         rejects_by_reason=[{"reason": r, "records": n} for r, n in staging.reject_reasons()],
@@ -84,6 +89,9 @@ def to_markdown(report: RunReport) -> str:
         f"{report['duration_seconds']:.1f} s.", "",
         *([f"**{report['status'].capitalize()}**: {report['error']}", ""]
           if report["status"] != "finished" else []),
+        *([f"Every check that needs no answer from the CRM was made; rejects only the CRM can "
+           f"give are not in this plan: {report['crm_only_rejects']}.", ""]
+          if report["crm_only_rejects"] else []),
         "| outcome | records |", "|---|---:|",
         f"| received | {counts['received']} |",
         *(f"| {name} | {counts[name]} |" for name in OUTCOMES), "",

@@ -157,7 +157,9 @@ def test_recipe_migration_between_crms(project: pathlib.Path, emulators: Start) 
     _ok(shell(project, preview, env), preview)
     assert activix.writes() == [], "the preview sends nothing"
     assert not any(_bookmarks(project).values()), "the preview moves no bookmark"
-    assert "planned (dry run: nothing was sent)" in _ok(shell(project, show_plan, env), show_plan)
+    shown = _ok(shell(project, show_plan, env), show_plan)
+    assert "planned (dry run: nothing was sent)" in shown
+    assert "rejects only the CRM can give are not in this plan: a lead id" in shown
     (plan_csv,) = (project / ".crmphones" / "reports").glob("*.csv")
     planned = [line for line in plan_csv.read_text().splitlines() if ",created," in line]
     assert planned
