@@ -252,9 +252,10 @@ def _refuses_credential(status: int, body: t.Any) -> bool:
 
     >>> _refuses_credential(403, {"errors": [{"id": "unauthorizedRequest"}]})
     False
-    >>> _refuses_credential(403, {"errors": [{"id": "unauthorizedOauthScope"}]}), \
-    ...     _refuses_credential(403, None)
-    (True, True)
+    >>> _refuses_credential(403, {"errors": [{"id": "unauthorizedOauthScope"}]})
+    True
+    >>> _refuses_credential(403, None)
+    True
     """
     if status != 403:
         return False

@@ -342,13 +342,14 @@ class Faults:
         return max(0.0, self.latency_ms + jitter) / 1000
 
     def error(self) -> Response | None:
-        """An injected 500 or 503 instead of the app's answer, at ``error_rate``."""
+        """An injected 500 or 502 instead of the app's answer, at ``error_rate``: a server's
+        or a gateway's failure (not a 503, which Ticket Evolution answers as its throttle)."""
         if self.error_rate <= 0:
             return None
         draw = self._draw("error")
         if draw >= self.error_rate:
             return None
-        status = 500 if draw < self.error_rate / 2 else 503
+        status = 500 if draw < self.error_rate / 2 else 502
         return Response(status, {"error": "injected fault", "status": status})
 
     def dropped(self) -> bool:
