@@ -3,14 +3,19 @@ final state that two runs can be compared by (ids and timestamps left out)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import random
 import subprocess
 import sys
+import tempfile
 import typing as t
+from collections import Counter
 from dataclasses import dataclass
 
 import duckdb
+import phonenumbers
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -21,6 +26,7 @@ from crmphones_emulators.fake import messy_phone
 from crmphones_emulators.onedegree import OneDegreeApp
 from crmphones_emulators.outreach import OutreachApp
 from crmphones_emulators.ticketevolution import TicketEvolutionApp
+from target_crmphones.target import TargetCRMPhones
 
 TOKEN = "reliability-token-s3cr3t"
 SECRET = "reliability-secret-s3cr3t"
@@ -145,3 +151,54 @@ def run_counts(staging_path: str) -> list[dict[str, int]]:
                            "FROM runs ORDER BY started_at").fetchall()
     keys = ("received", "created", "updated", "unchanged", "merged", "rejected")
     return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def run_in_process(config: dict[str, t.Any], lines: list[str]) -> None:
+    """One target run as Meltano's would be, in this process: the SDK's reader, sinks,
+    batches of ``batch_size_rows`` and STATE handling; its STATE output dropped."""
+    target = TargetCRMPhones(config=config, validate_config=True)
+    with contextlib.redirect_stdout(io.StringIO()):
+        target.listen(file_input=io.StringIO("\n".join(lines) + "\n"))
+
+
+def held_keys(dialect: str, snapshot: dict[str, t.Any]) -> list[tuple[str, str, str]]:
+    """(owner, E.164, extension) of every phone the account holds, read from the emulator's
+    own state with libphonenumber (not the client's reading of it)."""
+    def key(owner: str, text: str, extension: t.Any = None) -> tuple[str, str, str]:
+        parsed = phonenumbers.parse(text, "US")
+        e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return owner, e164, str(extension or parsed.extension or "")
+
+    if dialect == "outreach":
+        return [key(str(p["relationships"]["prospect"]["data"]["id"]), p["attributes"]["number"],
+                    p["attributes"]["extension"]) for p in snapshot["phoneNumbers"]]
+    if dialect == "activix":
+        return [key(str(p["lead_id"]), p["number"], p["extension"])
+                for p in snapshot["lead_phones"]]
+    if dialect == "onedegree":
+        return [key(f"{p['phoneable_type']} {p['phoneable_id']}", p["digits"])
+                for p in snapshot["phones"]]
+    return [key(str(p["client_id"]),
+                f"+{str(p['country_code'] or '1').lstrip('+')}{p['number']}", p["extension"])
+            for p in snapshot["phone_numbers"]]
+
+
+def assert_rerun_writes_nothing(server: EmulatorServer, dialect: str, lines: list[str],
+                                **settings: t.Any) -> int:
+    """Run ``lines`` twice in-process on ``server``'s account (fresh): the second run sends
+    no write (POST, PUT or PATCH), and the account holds no phone twice (owner + E.164 +
+    extension). Returns the first run's writes."""
+    writes = []
+    with tempfile.TemporaryDirectory() as folder:
+        config = {**DESTINATIONS[dialect].settings(server.url), "report_dir": "",
+                  "staging_path": f"{folder}/ledger.duckdb", "progress_seconds": 3600,
+                  **settings}
+        for _ in range(2):
+            server.requests.clear()
+            run_in_process(config, lines)
+            writes.append([f"{r.method} {r.path} {r.body}"[:300] for r in server.requests
+                           if r.method in ("POST", "PUT", "PATCH")])
+    twice = [k for k, n in Counter(held_keys(dialect, server.app.snapshot())).items() if n > 1]
+    assert not writes[1], f"the rerun wrote {len(writes[1])} times: {writes[1]}"
+    assert not twice, f"held twice: {twice}"
+    return len(writes[0])

@@ -9,7 +9,7 @@ import typing as t
 import pytest
 
 from crmphones.dialects import get_dialect
-from tests.reliability.conftest import DESTINATIONS, run_target, serve
+from tests.reliability.conftest import DESTINATIONS, assert_rerun_writes_nothing, run_target, serve
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -46,3 +46,27 @@ def test_a_rerun_writes_nothing_for_leading_zeros_and_foreign_ancestors(
     assert writes[1] == writes[2] == writes[0], "a rerun wrote again"
     owners = sorted(str(phone[1] if dialect == "onedegree" else phone[0]) for phone in held)
     assert owners == ["7", "8"], held
+
+
+def _lines(*records: dict[str, t.Any]) -> list[str]:
+    return [json.dumps({"type": "SCHEMA", "stream": "phones", "key_properties": [],
+                        "schema": {"type": "object", "properties": {}}}),
+            *(json.dumps({"type": "RECORD", "stream": "phones", "record": r}) for r in records)]
+
+
+@pytest.mark.parametrize("clears", [True, False], ids=["primary_clears_others", "keeps_others"])
+def test_a_phone_created_beside_the_primary_is_created_not_primary(clears: bool) -> None:
+    """Found by test_idempotency: One Degree makes an owner's only phone primary (§7), so the
+    first phone created on an empty organization became primary beside the input's primary
+    created after it; where the server keeps the others' flags, the rerun wrote it false."""
+    server = serve("onedegree", primary_clears_others=clears)
+    try:
+        writes = assert_rerun_writes_nothing(server, "onedegree", _lines(
+            {"parent_type": "organization", "parent_id": "1", "number": "+1 212 555 0101"},
+            {"parent_type": "organization", "parent_id": "1", "number": "+1 212 555 0101",
+             "extension": "12", "is_primary": True}))
+        primaries = [(p["digits"], p["is_primary"]) for p in server.app.snapshot()["phones"]]
+    finally:
+        server.stop()
+    assert writes == 2
+    assert sorted(primaries) == [("+12125550101", False), ("+12125550101 x12", True)]
