@@ -7,6 +7,7 @@ send no write while the account holds no phone twice (owner + E.164 + extension)
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import typing as t
@@ -36,26 +37,47 @@ VARIANTS: dict[str, tuple[str, dict[str, t.Any], dict[str, t.Any]]] = {
     "ticketevolution": ("ticketevolution", {}, {}),
     "ticketevolution-keeps": ("ticketevolution", {"primary_clears_others": False}, {}),
 }
+#: Phones the account holds before the first run (the emulators' messy seeded ones).
+SEEDED = 300
+
+Owner = tuple[str, str, dict[str, str]]  # kind, id, the ancestors its route needs
 
 
-def _onedegree_owners() -> list[tuple[str, str, dict[str, str]]]:
-    """A few of the emulated account's organizations, locations and opportunities, each with
-    the organization its route goes through (the account is seeded the same every time)."""
-    app = DESTINATIONS["onedegree"].build()
-    owners = [("organization", str(o), {}) for o in (1, 2, 3)]
-    owners += [(kind, str(item["id"]), {"organization": str(item["organization_id"])})
-               for kind, items in (("location", app.locations), ("opportunity", app.opportunities))
-               for item in list(items.values())[:2]]
-    return owners
+@functools.cache
+def _layout(dialect: str) -> tuple[list[Owner], list[str]]:
+    """Owners of the account as seeded (the same every time): three of each kind, one of
+    them holding no phone where the account has such an owner, and the numbers the others
+    hold, as they hold them."""
+    snapshot = DESTINATIONS[dialect].build(records=SEEDED).snapshot()
+    held: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[str]] = {}
+    if dialect == "onedegree":
+        within = {("location", str(x["id"])): str(x["organization_id"])
+                  for x in snapshot["locations"]}
+        within.update({("opportunity", str(x["id"])): str(x["organization_id"])
+                       for x in snapshot["opportunities"]})
+        bare = [("organization", str(o["id"]), ()) for o in snapshot["organizations"]]
+        bare += [(kind, i, (("organization", org),)) for (kind, i), org in within.items()]
+        for p in snapshot["phones"]:
+            kind, i = p["phoneable_type"].lower(), str(p["phoneable_id"])
+            route = (("organization", within[kind, i]),) if kind != "organization" else ()
+            held.setdefault((kind, i, route), []).append(p["digits"])
+    else:
+        kind = {"outreach": "prospect", "activix": "lead", "ticketevolution": "client"}[dialect]
+        for p in snapshot[{"outreach": "phoneNumbers", "activix": "lead_phones",
+                           "ticketevolution": "phone_numbers"}[dialect]]:
+            owner = (p["relationships"]["prospect"]["data"]["id"] if dialect == "outreach"
+                     else p["lead_id"] if dialect == "activix" else p["client_id"])
+            held.setdefault((kind, str(owner), ()), []).append(
+                p["attributes"]["number"] if dialect == "outreach" else p["number"])
+        bare = [(kind, str(i), ()) for i in range(1, PARENTS + 1)]
+    owners = []
+    for kind in dict.fromkeys(k for k, _, _ in bare):
+        empty = [o for o in bare if o[0] == kind and o not in held][:1]  # Activix: none
+        owners += [*sorted(o for o in held if o[0] == kind)[:3 - len(empty)], *empty]
+    numbers = [n for o in owners for n in held.get(o, ()) if n]
+    return [(k, i, dict(a)) for k, i, a in owners], numbers
 
 
-#: (kind, id, the ancestors its route needs) of a few owners each CRM's emulator holds.
-_OWNERS = {
-    "outreach": [("prospect", str(i), {}) for i in (1, 7, PARENTS)],
-    "activix": [("lead", str(i), {}) for i in (1, 7, PARENTS)],
-    "ticketevolution": [("client", str(i), {}) for i in (1, 7, PARENTS)],
-    "onedegree": _onedegree_owners(),
-}
 #: Ancestor kinds no dialect addresses an owner by; they must not make a second owner.
 _UNUSED_ANCESTORS = ("account", "region", "office", "opportunity")
 
@@ -74,7 +96,8 @@ _GARBAGE = ("not json", "{", "[1, 2]", '{"type": "RECORD"}', '{"type": "RECORD",
 @st.composite
 def _records(draw: st.DrawFn, dialect: str) -> dict[str, t.Any]:
     """One phone record on one of the dialect's owners, its fields in any of their shapes."""
-    kind, owner_id, needed = draw(st.sampled_from(_OWNERS[dialect]))
+    owners, held = _layout(dialect)
+    kind, owner_id, needed = draw(st.sampled_from(owners))
     record: dict[str, t.Any] = {}
     if draw(st.booleans()) or dialect == "onedegree":
         record["parent_type"] = kind
@@ -86,7 +109,7 @@ def _records(draw: st.DrawFn, dialect: str) -> dict[str, t.Any]:
     if ancestors:
         record["ancestors"] = ancestors
     record["number"] = draw(st.one_of(st.sampled_from(_SHAPES).flatmap(st.sampled_from),
-                                      st.sampled_from(_INVALID)))
+                                      st.sampled_from(held), st.sampled_from(_INVALID)))
     if draw(st.booleans()):
         record["extension"] = draw(st.sampled_from(["12", "7", "", None]))
     for name, values in (("phone_type", [None, "mobile", "work", "home", "fax", "other"]),
@@ -127,7 +150,7 @@ def accounts() -> Iterator[dict[str, EmulatorServer]]:
 def _account(servers: dict[str, EmulatorServer], variant: str) -> EmulatorServer:
     dialect, options, _ = VARIANTS[variant]
     if variant not in servers:
-        servers[variant] = serve(dialect, **options)
+        servers[variant] = serve(dialect, records=SEEDED, **options)
     server = servers[variant]
     server.app.reset()
     server.requests.clear()

@@ -70,3 +70,21 @@ def test_a_phone_created_beside_the_primary_is_created_not_primary(clears: bool)
         server.stop()
     assert writes == 2
     assert sorted(primaries) == [("+12125550101", False), ("+12125550101 x12", True)]
+
+
+@pytest.mark.parametrize("conflict", ["reject", "replace"])
+def test_one_new_number_with_two_extensions_is_one_activix_phone(conflict: str) -> None:
+    """Found by test_idempotency: a number the lead does not hold, given two extensions by
+    two records, was two creates (the second refused as Activix's duplicate, and the run's
+    slots taken by it); the rerun found the first held and updated its extension. As for a
+    held number, the latest record wins."""
+    server = serve("activix")
+    try:
+        writes = assert_rerun_writes_nothing(server, "activix", _lines(
+            {"parent_id": "1", "number": "+1 415 555 0102", "label": "Cell"},
+            {"parent_id": "1", "number": "+1 415 555 0102", "extension": "12"}),
+            type_slot_conflict=conflict, batch_size_rows=1)
+        held = [(p["number"], p["extension"]) for p in server.app.snapshot()["lead_phones"]]
+    finally:
+        server.stop()
+    assert (writes, held) == (1, [("+14155550102", 12)])
