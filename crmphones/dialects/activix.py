@@ -269,6 +269,7 @@ class Activix(Dialect):
                 plan.note = (f"replaces {held.e164} in the lead's {slot} slot "
                              "(type_slot_conflict: replace)")
                 taken[(lead, slot)] = held.id
+                mentioned.add(held.id)  # the run's now: an earlier record replaces it no more
                 continue
             plan.action = "reject"
             plan.note = (f"the lead already has a {slot or 'mobile, work and home'} "

@@ -25,6 +25,8 @@ if t.TYPE_CHECKING:
 
 #: Examples per dialect and emulator variant: each is two target runs.
 EXAMPLES = int(os.environ.get("CRMPHONES_RERUN_EXAMPLES") or 8)
+#: A file to append one line of figures per example to (RELIABILITY.md's table), if set.
+FIGURES = os.environ.get("CRMPHONES_RERUN_FIGURES")
 
 #: Each dialect run against every behaviour its docs leave open (`primary_clears_others`),
 #: and with each ``type_slot_conflict`` the target offers for Activix's slots.
@@ -88,6 +90,7 @@ _SHAPES = (
     ("+1 212 555 0103 ext. 7", "212-555-0103 x7", "(212) 555-0103 #7"),
     ("+44 20 7946 0958", "+44 (0)20 7946 0958", "0044 20 7946 0958"),
 )
+_RECORD = tuple(f'{{"type": "RECORD", "stream": "{name}"' for name in ("phones", "more_phones"))
 _INVALID = ("12", "n/a", "", "+1 999 000", "555-0100")
 _GARBAGE = ("not json", "{", "[1, 2]", '{"type": "RECORD"}', '{"type": "RECORD", "stream": '
             '"nowhere", "record": {"parent_id": "1", "number": "2125550101"}}')
@@ -167,7 +170,13 @@ def test_a_rerun_of_any_input_writes_nothing(variant: str,
     @given(given_input=_inputs(dialect))
     def rerun(given_input: tuple[list[str], int]) -> None:
         lines, batch_size = given_input
-        assert_rerun_writes_nothing(_account(accounts, variant), dialect, lines,
-                                    batch_size_rows=batch_size, **VARIANTS[variant][2])
+        writes = assert_rerun_writes_nothing(_account(accounts, variant), dialect, lines,
+                                             batch_size_rows=batch_size, **VARIANTS[variant][2])
+        if FIGURES:  # RELIABILITY.md's table is made from these lines
+            with open(FIGURES, "a", encoding="utf-8") as out:
+                out.write(json.dumps({"variant": variant, "lines": len(lines),
+                                      "records": sum(line.startswith(_RECORD) for line in lines),
+                                      "garbage": sum(line in _GARBAGE for line in lines),
+                                      "first_run_writes": writes}) + "\n")
 
     rerun()

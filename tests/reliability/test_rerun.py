@@ -9,7 +9,13 @@ import typing as t
 import pytest
 
 from crmphones.dialects import get_dialect
-from tests.reliability.conftest import DESTINATIONS, assert_rerun_writes_nothing, run_target, serve
+from tests.reliability.conftest import (
+    DESTINATIONS,
+    assert_rerun_writes_nothing,
+    run_in_process,
+    run_target,
+    serve,
+)
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -88,3 +94,24 @@ def test_one_new_number_with_two_extensions_is_one_activix_phone(conflict: str) 
     finally:
         server.stop()
     assert (writes, held) == (1, [("+14155550102", 12)])
+
+
+def test_two_new_numbers_for_one_held_slot_replace_it_once(tmp_path: pathlib.Path) -> None:
+    """Found by test_idempotency: with ``type_slot_conflict: replace``, two records with new
+    numbers for the mobile slot each replaced the held mobile phone (two PUTs, the earlier
+    record's extension left on the later's number); the rerun wrote the extension away."""
+    server = serve("activix")
+    try:
+        config = {**DESTINATIONS["activix"].settings(server.url), "report_dir": "",
+                  "staging_path": str(tmp_path / "before.duckdb")}
+        run_in_process(config, _lines({"parent_id": "10", "number": "+52 55 5062 1201",
+                                       "phone_type": "mobile"}))
+        writes = assert_rerun_writes_nothing(server, "activix", _lines(
+            {"parent_id": "10", "number": "+1 415 555 0102", "extension": "12", "label": "Cell"},
+            {"parent_id": "10", "number": "+1 212 555 0101", "label": "Cell"}),
+            type_slot_conflict="replace")
+        held = [(p["number"], p["type"], p["extension"])
+                for p in server.app.snapshot()["lead_phones"]]
+    finally:
+        server.stop()
+    assert (writes, held) == (1, [("+12125550101", "mobile", None)])
