@@ -131,7 +131,7 @@ def _inputs(draw: st.DrawFn, dialect: str) -> tuple[list[str], int]:
     lines = [json.dumps({"type": "SCHEMA", "stream": stream, "key_properties": [],
                          "schema": {"type": "object", "properties": {}}})
              for stream in ("phones", "more_phones")]
-    for n, record in enumerate(draw(st.lists(_records(dialect), min_size=1, max_size=40))):
+    for n, record in enumerate(draw(st.lists(_records(dialect), min_size=10, max_size=80))):
         stream = draw(st.sampled_from(("phones", "phones", "more_phones")))
         lines.append(json.dumps({"type": "RECORD", "stream": stream, "record": record}))
         if draw(st.integers(0, 6)) == 0:
