@@ -205,7 +205,8 @@ class Activix(Dialect):
         """A lead holds one phone per number and one per type (§6, §7): plan by those rules.
 
         A new extension for a number the lead holds is that phone updated in place; when
-        several input records give one held phone different extensions, the latest wins.
+        several input records give one number different extensions, the latest wins, whether
+        the lead holds the number or not.
         Then the type slots: the latest typed record claims a slot first, untyped ones take
         the first free slot of mobile, work, home. A record whose slot another phone holds
         is rejected with that reason (instead of earning a 403), or, with
@@ -217,17 +218,20 @@ class Activix(Dialect):
             if plan.action == "create" and same is not None:
                 plan.action, plan.current = "update", same
                 plan.changes = self.changes(plan.wanted, same)
-        latest: dict[str | None, PlannedWrite] = {}
+        # One phone per number: a held one, or the run's new one (two new extensions of one
+        # number would be two creates, the second refused as a duplicate).
+        latest: dict[t.Any, PlannedWrite] = {}
         for plan in sorted(plans, key=lambda p: -t.cast("int", p.seq)):
-            if plan.current is None or plan.action == "reject":
+            if plan.action == "reject":
                 continue
-            if plan.current.id in latest:
+            number = plan.current.id if plan.current else (plan.wanted.parent_id, plan.wanted.e164)
+            if number in latest:
                 plan.action = "reject"
-                plan.note = (f"input record {latest[plan.current.id].seq} gives this number "
+                plan.note = (f"input record {latest[number].seq} gives this number "
                              "another extension; Activix holds a number once per lead")
             else:
-                latest[plan.current.id] = plan
-        self._settle_slots(plans, current, set(latest))
+                latest[number] = plan
+        self._settle_slots(plans, current, {p.current.id for p in latest.values() if p.current})
         return plans
 
     def _settle_slots(self, plans: list[PlannedWrite], current: Sequence[PhoneRecord],
@@ -265,6 +269,7 @@ class Activix(Dialect):
                 plan.note = (f"replaces {held.e164} in the lead's {slot} slot "
                              "(type_slot_conflict: replace)")
                 taken[(lead, slot)] = held.id
+                mentioned.add(held.id)  # the run's now: an earlier record replaces it no more
                 continue
             plan.action = "reject"
             plan.note = (f"the lead already has a {slot or 'mobile, work and home'} "

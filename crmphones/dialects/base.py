@@ -296,7 +296,9 @@ class Dialect(abc.ABC):
         other phone the owner holds as primary is written not primary explicitly: by its
         own input record's update when it has one, else by an added update (``seq`` None).
         A CRM that clears the old primary itself then receives a write that changes
-        nothing; one that does not ends with two primaries without it.
+        nothing; one that does not ends with two primaries without it. A phone created on
+        such an owner without a flag is created not primary: a CRM may make an owner's only
+        phone its primary (One Degree, §7), and the winner may be created after it.
         """
         winners: dict[Owner, PlannedWrite] = {}
         for plan in sorted((p for p in plans if p.action != "reject"),
@@ -314,6 +316,12 @@ class Dialect(abc.ABC):
                 plan.action = "update" if plan.changes else "unchanged"
         if not winners:
             return plans
+        for plan in plans:
+            # A phone created without a flag may become primary by the CRM's default (One
+            # Degree: an owner's only phone is primary), beside the winner: say it is not.
+            if (plan.action == "create" and plan.wanted.is_primary is None
+                    and Owner.of(plan.wanted) in winners):
+                plan.wanted.is_primary = False
         by_current = {p.current.id: p for p in plans if p.current is not None}
         added = []
         for phone in current:

@@ -3,14 +3,19 @@ final state that two runs can be compared by (ids and timestamps left out)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import random
 import subprocess
 import sys
+import tempfile
 import typing as t
+from collections import Counter
 from dataclasses import dataclass
 
 import duckdb
+import phonenumbers
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -21,6 +26,7 @@ from crmphones_emulators.fake import messy_phone
 from crmphones_emulators.onedegree import OneDegreeApp
 from crmphones_emulators.outreach import OutreachApp
 from crmphones_emulators.ticketevolution import TicketEvolutionApp
+from target_crmphones.target import TargetCRMPhones
 
 TOKEN = "reliability-token-s3cr3t"
 SECRET = "reliability-secret-s3cr3t"
@@ -62,28 +68,30 @@ def _te_view(state: dict[str, t.Any]) -> list[tuple]:
 DESTINATIONS = {
     "outreach": Destination(
         "outreach",
-        lambda **kw: OutreachApp(records=0, parents=PARENTS, seed=21, token=TOKEN, **kw),
+        lambda **kw: OutreachApp(**{"records": 0, "parents": PARENTS, "seed": 21, "token": TOKEN,
+                                     **kw}),
         lambda url: {"provider": "outreach", "api_url": f"{url}/api/v2", "access_token": TOKEN,
                      "max_requests_per_minute": 0},
         _outreach_view),
     "activix": Destination(
         "activix",
-        lambda **kw: ActivixApp(records=0, parents=PARENTS, seed=21, token=TOKEN,
-                                **{"rate_limit": 100_000, **kw}),
+        lambda **kw: ActivixApp(**{"records": 0, "parents": PARENTS, "seed": 21, "token": TOKEN,
+                                    "rate_limit": 100_000, **kw}),
         lambda url: {"provider": "activix", "api_url": f"{url}/v2", "access_token": TOKEN,
                      "max_requests_per_minute": 0},
         _activix_view),
     "onedegree": Destination(
         "onedegree",
-        lambda **kw: OneDegreeApp(records=0, parents=PARENTS, seed=21, api_key=TOKEN,
-                                  api_secret=SECRET, **kw),
+        lambda **kw: OneDegreeApp(**{"records": 0, "parents": PARENTS, "seed": 21,
+                                      "api_key": TOKEN, "api_secret": SECRET, **kw}),
         lambda url: {"provider": "onedegree", "api_url": f"{url}/v1", "api_key": TOKEN,
                      "api_secret": SECRET},
         _onedegree_view),
     "ticketevolution": Destination(
         "ticketevolution",
-        lambda **kw: TicketEvolutionApp(records=0, parents=PARENTS, seed=21, token=TOKEN,
-                                        secret=SECRET, **{"rate_limit": 100_000, **kw}),
+        lambda **kw: TicketEvolutionApp(**{"records": 0, "parents": PARENTS, "seed": 21,
+                                            "token": TOKEN, "secret": SECRET,
+                                            "rate_limit": 100_000, **kw}),
         lambda url: {"provider": "ticketevolution", "api_url": f"{url}/v9", "api_token": TOKEN,
                      "api_secret": SECRET},
         _te_view),
@@ -110,7 +118,7 @@ def singer_input(dialect: str, records: int, seed: int = 5, state_every: int = 0
 
 
 def serve(dialect: str, faults: Faults | None = None, **app_options: t.Any) -> EmulatorServer:
-    """A started emulator of an empty destination account."""
+    """A started emulator of a destination account: empty unless ``records`` seeds phones."""
     return EmulatorServer(DESTINATIONS[dialect].build(**app_options), faults=faults).start()
 
 
@@ -145,3 +153,65 @@ def run_counts(staging_path: str) -> list[dict[str, int]]:
                            "FROM runs ORDER BY started_at").fetchall()
     keys = ("received", "created", "updated", "unchanged", "merged", "rejected")
     return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def run_in_process(config: dict[str, t.Any], lines: list[str]) -> None:
+    """One target run as Meltano's would be, in this process: the SDK's reader, sinks,
+    batches of ``batch_size_rows`` and STATE handling; its STATE output dropped."""
+    target = TargetCRMPhones(config=config, validate_config=True)
+    with contextlib.redirect_stdout(io.StringIO()):
+        target.listen(file_input=io.StringIO("\n".join(lines) + "\n"))
+
+
+def held_keys(dialect: str, snapshot: dict[str, t.Any]) -> list[tuple[str, str, str]]:
+    """(owner, E.164, extension) of every valid phone the account holds, read from the
+    emulator's own state with libphonenumber (not the client's reading of it)."""
+    def key(owner: t.Any, text: str | None, extension: t.Any = None, region: str | None = None
+            ) -> tuple[str, str, str] | None:
+        try:
+            parsed = phonenumbers.parse(text or "", region or "US")
+        except phonenumbers.NumberParseException:
+            return None
+        if not phonenumbers.is_valid_number(parsed):
+            return None
+        e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return str(owner), e164, str(extension or parsed.extension or "")
+
+    if dialect == "outreach":
+        keys = [key(p["relationships"]["prospect"]["data"]["id"], p["attributes"]["number"],
+                    p["attributes"]["extension"], p["attributes"]["countryCode"])
+                for p in snapshot["phoneNumbers"]]
+    elif dialect == "activix":
+        keys = [key(p["lead_id"], p["number"], p["extension"]) for p in snapshot["lead_phones"]]
+    elif dialect == "onedegree":
+        keys = [key(f"{p['phoneable_type']} {p['phoneable_id']}", p["digits"])
+                for p in snapshot["phones"]]
+    else:
+        keys = [key(p["client_id"], p["number"] if str(p["number"]).startswith("+") else
+                    f"+{str(p['country_code'] or '1').lstrip('+')} {p['number']}", p["extension"])
+                for p in snapshot["phone_numbers"]]
+    return [k for k in keys if k is not None]
+
+
+def assert_rerun_writes_nothing(server: EmulatorServer, dialect: str, lines: list[str],
+                                **settings: t.Any) -> int:
+    """Run ``lines`` twice in-process on ``server``'s account: the second run sends no write
+    (POST, PUT or PATCH), and the runs made no phone the account holds twice (owner + E.164 +
+    extension; a seeded account's own duplicates are its own). Returns the first run's
+    writes."""
+    before = Counter(held_keys(dialect, server.app.snapshot()))
+    writes = []
+    with tempfile.TemporaryDirectory() as folder:
+        config = {**DESTINATIONS[dialect].settings(server.url), "report_dir": "",
+                  "staging_path": f"{folder}/ledger.duckdb", "progress_seconds": 3600,
+                  **settings}
+        for _ in range(2):
+            server.requests.clear()
+            run_in_process(config, lines)
+            writes.append([f"{r.method} {r.path} {r.body}"[:300] for r in server.requests
+                           if r.method in ("POST", "PUT", "PATCH")])
+    twice = [k for k, n in Counter(held_keys(dialect, server.app.snapshot())).items()
+             if n > max(1, before[k])]
+    assert not writes[1], f"the rerun wrote {len(writes[1])} times: {writes[1]}"
+    assert not twice, f"held twice: {twice}"
+    return len(writes[0])
