@@ -5,6 +5,7 @@ real-time run (marked `slow`) checks a window of a few seconds against the real 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -42,7 +43,7 @@ def _send(client: ApiClient, path: str, requests: int, workers: int, clock: Fake
     left = iter(range(requests))
 
     def work() -> None:
-        with clock.participant() if clock else _nothing():
+        with clock.participant() if clock else contextlib.nullcontext():
             while True:
                 with lock:
                     if next(left, None) is None:
@@ -57,14 +58,6 @@ def _send(client: ApiClient, path: str, requests: int, workers: int, clock: Fake
     for thread in threads:
         thread.join()
     return statuses
-
-
-class _nothing:  # noqa: N801 - a context manager standing in for `participant`
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_: object) -> None:
-        return None
 
 
 def test_an_hourly_quota_is_waited_out_by_every_thread_and_counted_once(
