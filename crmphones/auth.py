@@ -43,7 +43,7 @@ import httpx
 from crmphones import clock as clock_module
 from crmphones.answers import Secrets, redact
 from crmphones.errors import AuthError, ConfigError, TransientError
-from crmphones.http import AbortedError, RetryPolicy
+from crmphones.http import AbortedError, RetryPolicy, tls_context
 
 if t.TYPE_CHECKING:
     from collections.abc import Generator
@@ -253,7 +253,8 @@ class OAuthBearer(httpx.Auth):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         # Its own client: no base URL, no auth, no redirects; nothing else is sent with it.
-        self._http = httpx.Client(timeout=timeout, headers={"User-Agent": "crmphones/0.1"})
+        self._http = httpx.Client(timeout=timeout, headers={"User-Agent": "crmphones/0.1"},
+                                  verify=tls_context())
         #: Tokens minted this run, and seconds waited for the mint interval.
         self.refreshes = 0
         self.waited_seconds = 0.0

@@ -64,6 +64,7 @@ from __future__ import annotations
 import collections
 import datetime
 import email.utils
+import functools
 import json
 import logging
 import math
@@ -93,6 +94,7 @@ from crmphones.errors import FatalRequestError, TransientError
 from crmphones.paging import rebase
 
 if t.TYPE_CHECKING:
+    import ssl
     from collections.abc import Collection
 
     from crmphones.answers import CredentialCheck, ErrorWords
@@ -118,6 +120,14 @@ _MIN_RATE = 0.05  # requests a second: the governor slows down, it never stops f
 _MAX_THROTTLES = 30
 _LONG_WINDOW = 60.0  # seconds to a reset from which the window is a quota's, not a burst's
 _NOTICED_PAUSE = 2.0  # seconds: a shorter pause is pacing's business, not worth a line
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The process's TLS context, made once (httpx's default: its CA bundle, or SSL_CERT_FILE
+    and SSL_CERT_DIR): loading the certificate store is most of what making a client costs,
+    and one context is safe to share between clients and threads."""
+    return httpx.create_ssl_context()
 
 
 class AmbiguousWriteError(TransientError):
@@ -436,6 +446,7 @@ class ApiClient:
             headers={"User-Agent": "crmphones/0.1", **(headers or {})},
             params=params,
             timeout=timeout,
+            verify=tls_context(),
         )
         #: Counts of responses by status (and "error" for transport failures).
         self.calls: dict[str, int] = {}
