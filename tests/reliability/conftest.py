@@ -6,7 +6,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import pathlib
 import random
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -16,9 +20,10 @@ from dataclasses import dataclass
 
 import duckdb
 import phonenumbers
+import pytest
 
 if t.TYPE_CHECKING:
-    import pathlib
+    from collections.abc import Iterator
 
 from crmphones_emulators import EmulatorServer, Faults
 from crmphones_emulators.activix import ActivixApp
@@ -31,6 +36,25 @@ from target_crmphones.target import TargetCRMPhones
 TOKEN = "reliability-token-s3cr3t"
 SECRET = "reliability-secret-s3cr3t"
 PARENTS = 120
+#: Memory-backed where the machine has it (Linux): see `workdir`.
+_TMPFS = pathlib.Path("/dev/shm")
+
+
+@pytest.fixture
+def workdir(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
+    """A fresh folder for a test's ledger, reports and config files, on tmpfs when there is
+    one (else ``tmp_path``). The ledger is a real DuckDB file all the same; the target
+    commits each record's outcome, and on a disk every commit waits for its fsync, which
+    guards against losing power: no test here simulates that (a killed process's writes
+    survive it in the page cache), so none needs to wait on a disk."""
+    if not (_TMPFS.is_dir() and os.access(_TMPFS, os.W_OK)):
+        yield tmp_path
+        return
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="crmphones-reliability-", dir=_TMPFS))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -161,6 +185,42 @@ def run_in_process(config: dict[str, t.Any], lines: list[str]) -> None:
     target = TargetCRMPhones(config=config, validate_config=True)
     with contextlib.redirect_stdout(io.StringIO()):
         target.listen(file_input=io.StringIO("\n".join(lines) + "\n"))
+
+
+def run_here(config: dict[str, t.Any], lines: list[str]) -> tuple[list[dict[str, t.Any]],
+                                                                Exception | None]:
+    """One target run in this process, as `run_in_process`, for runs that are not about the
+    process: the states it passed on (a target prints each as a line of JSON), and the error
+    it failed with (None when it finished; the CLI prints that error's text as its last line
+    and exits non-zero). The SIGTERM and SIGINT handlers it installs are put back afterwards."""
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    out = io.StringIO()
+    error: Exception | None = None
+    try:
+        target = TargetCRMPhones(config=config, validate_config=True)
+        with contextlib.redirect_stdout(out):
+            target.listen(file_input=io.StringIO("\n".join(lines) + "\n"))
+    except Exception as exc:  # the run's failure is what the caller asserts on
+        error = exc
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    return [json.loads(line) for line in out.getvalue().splitlines() if line.strip()], error
+
+
+def clean_view_here(dialect: str, lines: list[str], folder: pathlib.Path, **settings: t.Any
+                    ) -> list[tuple]:
+    """`clean_view` with the clean run in this process: the reference a test compares with,
+    not the subject of the test."""
+    server = serve(dialect)
+    try:
+        config = {**DESTINATIONS[dialect].settings(server.url), "report_dir": "",
+                  "staging_path": str(folder / "clean.duckdb"), **settings}
+        _, error = run_here(config, lines)
+        assert error is None, error
+        return DESTINATIONS[dialect].view(server.app.snapshot())
+    finally:
+        server.stop()
 
 
 def held_keys(dialect: str, snapshot: dict[str, t.Any]) -> list[tuple[str, str, str]]:

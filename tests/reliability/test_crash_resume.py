@@ -1,6 +1,11 @@
 """Nothing lost, nothing twice, across crashes: target-crmphones is killed with SIGKILL at
 random moments while it writes, then rerun with the same input until one run completes; the
-destination must end exactly as after one clean run, for every dialect."""
+destination must end exactly as after one clean run, for every dialect.
+
+A random moment is a random count of writes that reached the emulator in that run (so each
+kill lands among the writes however busy the machine is). The killed runs are real processes;
+the clean run and the run that completes (a resumption from the ledger, not about the
+process) run in-process."""
 
 from __future__ import annotations
 
@@ -15,13 +20,24 @@ import typing as t
 import pytest
 
 from crmphones_emulators import Faults
-from tests.reliability.conftest import DESTINATIONS, clean_view, run_counts, run_target, serve, singer_input
+from tests.reliability.conftest import (
+    DESTINATIONS,
+    clean_view_here,
+    run_counts,
+    run_here,
+    serve,
+    singer_input,
+)
 
 if t.TYPE_CHECKING:
     import pathlib
 
-RECORDS = 400
-KILLS = 6  # per dialect: 24 in all
+RECORDS = 240
+KILLS = 3  # per dialect: 12 in all, each landing among the writes (asserted below)
+#: A kill comes once 1 to this many of the run's writes reached the emulator: with the
+#: max_concurrency (8) in flight, the kills leave writes owed for the last run in every
+#: dialect (Ticket Evolution, one create per client, sends the fewest: some 100).
+KILL_AFTER = 16
 
 
 def _writes(server: t.Any) -> int:
@@ -29,14 +45,14 @@ def _writes(server: t.Any) -> int:
 
 
 @pytest.mark.parametrize("dialect", list(DESTINATIONS))
-def test_sigkill_then_rerun_ends_as_one_clean_run(dialect: str, tmp_path: pathlib.Path) -> None:
+def test_sigkill_then_rerun_ends_as_one_clean_run(dialect: str, workdir: pathlib.Path) -> None:
     lines = singer_input(dialect, RECORDS, seed=9)
-    expected = clean_view(dialect, lines, tmp_path)
+    expected = clean_view_here(dialect, lines, workdir)
     view = DESTINATIONS[dialect].view
     # Slow enough to be caught mid-write with max_concurrency (8) requests in flight.
     server = serve(dialect, faults=Faults(latency_ms=50))
-    staging = str(tmp_path / "ledger.duckdb")
-    config_file = tmp_path / "target.json"
+    staging = str(workdir / "ledger.duckdb")
+    config_file = workdir / "target.json"
     config_file.write_text(json.dumps({**DESTINATIONS[dialect].settings(server.url),
                                        "staging_path": staging}))
     rng = random.Random(f"kills-{dialect}")
@@ -47,23 +63,24 @@ def test_sigkill_then_rerun_ends_as_one_clean_run(dialect: str, tmp_path: pathli
             process = subprocess.Popen(
                 [sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                cwd=tmp_path, text=True)
+                cwd=workdir, text=True)
             assert process.stdin is not None
             process.stdin.write("\n".join(lines) + "\n")
             process.stdin.close()
+            after = rng.randint(1, KILL_AFTER)  # a random point among the writes
             deadline = time.monotonic() + 60
-            while _writes(server) == before and process.poll() is None:  # writing begins
+            while _writes(server) - before < after and process.poll() is None:
                 assert time.monotonic() < deadline
                 time.sleep(0.005)
-            time.sleep(rng.uniform(0.0, 0.15))  # then a random point among the writes
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
             state = view(server.app.snapshot())
             if _writes(server) > before and state != expected:
                 mid_write += 1
-        result = run_target({**DESTINATIONS[dialect].settings(server.url), "staging_path": staging},
-                            lines, tmp_path)
-        assert result.returncode == 0, result.stderr[-3000:]
+        server.faults.latency_ms = 0  # the last run is no longer about landing a kill
+        _, error = run_here({**DESTINATIONS[dialect].settings(server.url),
+                             "staging_path": staging}, lines)
+        assert error is None, error
         assert view(server.app.snapshot()) == expected
         # No stray update: the reruns only completed what the killed runs left owed.
         updates = [r for r in server.requests if r.method in ("PUT", "PATCH")]

@@ -1,7 +1,11 @@
 """State follows durability: a STATE line is printed only once every record before it is
 written to the CRM or rejected, and the ledger holds its outcome; killed mid-load, the
 printed states never cover an unwritten record. A run's decisions are made once its input has
-ended, so its latest state is passed on then."""
+ended, so its latest state is passed on then.
+
+The kills are real processes; the runs that end by themselves run in-process, their printed
+states captured from stdout as the SDK writes them.
+"""
 
 from __future__ import annotations
 
@@ -16,86 +20,114 @@ import typing as t
 import duckdb
 
 from crmphones_emulators import Faults
-from tests.reliability.conftest import DESTINATIONS, run_target, serve, singer_input
+from tests.reliability.conftest import DESTINATIONS, run_here, serve, singer_input
 
 if t.TYPE_CHECKING:
     import pathlib
 
+    import pytest
+
 RECORDS = 300
 EVERY = 25
+#: Killed runs before the one that ends by itself. Each kill lands among the writes (they
+#: once came at random times, most of them still in start-up, before any write).
+KILLS = 2
+#: A kill comes once 1 to this many of the run's writes reached the emulator: among the
+#: writes, where a STATE printed too early would cover one not yet written.
+KILL_AFTER = 60
 
 
-def test_no_printed_state_covers_an_unwritten_record(tmp_path: pathlib.Path) -> None:
+def _writes(server: t.Any) -> int:
+    return sum(1 for r in server.requests if r.method in ("POST", "PUT", "PATCH"))
+
+
+def _settled(staging: pathlib.Path) -> int:
+    with duckdb.connect(str(staging), read_only=True) as con:
+        settled = con.execute("SELECT count(DISTINCT seq) FROM outcomes").fetchone()
+    assert settled is not None
+    return settled[0]
+
+
+def test_no_printed_state_covers_an_unwritten_record(workdir: pathlib.Path) -> None:
     lines = singer_input("outreach", RECORDS, seed=4, state_every=EVERY)
     server = serve("outreach", faults=Faults(latency_ms=6))
     rng = random.Random("state-kills")
     checked = 0
     try:
-        for attempt in range(5):
-            staging = tmp_path / f"ledger-{attempt}.duckdb"
+        for attempt in range(KILLS + 1):
+            staging = workdir / f"ledger-{attempt}.duckdb"
             config = {**DESTINATIONS["outreach"].settings(server.url), "staging_path": str(staging),
-                      "batch_size_rows": EVERY}
-            config_file = tmp_path / "target.json"
-            config_file.write_text(json.dumps(config))
-            process = subprocess.Popen(
-                [sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                cwd=tmp_path, text=True)
-            assert process.stdin is not None
-            assert process.stdout is not None
-            process.stdin.write("\n".join(lines) + "\n")
-            process.stdin.close()
-            if attempt < 4:  # pull the plug at a random moment; the last run ends by itself
-                time.sleep(rng.uniform(0.0, 3.0))
+                      "batch_size_rows": EVERY, "report_dir": ""}
+            if attempt == KILLS:  # the last run ends by itself
+                printed, error = run_here(config, lines)
+                assert error is None, error
+            else:  # pull the plug at a random point among the writes
+                config_file = workdir / "target.json"
+                config_file.write_text(json.dumps(config))
+                before = _writes(server)
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                    cwd=workdir, text=True)
+                assert process.stdin is not None
+                assert process.stdout is not None
+                process.stdin.write("\n".join(lines) + "\n")
+                process.stdin.close()
+                after = rng.randint(1, KILL_AFTER)
+                deadline = time.monotonic() + 60
+                while _writes(server) - before < after and process.poll() is None:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.005)
                 process.send_signal(signal.SIGKILL)
-            rest = process.stdout.read().splitlines()
-            process.wait(timeout=60)
-            process.stdout.close()
-            printed = [json.loads(line) for line in rest if line.strip()]
+                rest = process.stdout.read().splitlines()
+                process.wait(timeout=60)
+                process.stdout.close()
+                printed = [json.loads(line) for line in rest if line.strip()]
             if not printed:
                 continue
             upto = printed[-1]["bookmarks"]["phones"]["upto"]
-            with duckdb.connect(str(staging), read_only=True) as con:
-                settled = con.execute("SELECT count(DISTINCT seq) FROM outcomes").fetchone()
             # Every record up to the printed bookmark has its outcome in the ledger.
-            assert settled is not None
-            assert settled[0] >= upto, f"state says {upto} but only {settled[0]} settled"
+            settled = _settled(staging)
+            assert settled >= upto, f"state says {upto} but only {settled} settled"
             checked += 1
     finally:
         server.stop()
     assert checked >= 1, "no run printed a state"
 
 
-def test_the_latest_state_is_passed_on_once_the_run_is_written(tmp_path: pathlib.Path) -> None:
+def test_the_latest_state_is_passed_on_once_the_run_is_written(workdir: pathlib.Path) -> None:
     """States come every 25 records, batches every 100: the run passes the latest state on at
     its end, once every record has its outcome, and none before (the SDK repeats it at its
     final drain, which is harmless to Meltano)."""
     lines = singer_input("outreach", RECORDS, seed=4, state_every=EVERY)
     server = serve("outreach")
     try:
-        config = {**DESTINATIONS["outreach"].settings(server.url),
-                  "staging_path": str(tmp_path / "ledger.duckdb"), "batch_size_rows": 100}
-        result = run_target(config, lines, tmp_path)
-        assert result.returncode == 0, result.stderr[-3000:]
+        config = {**DESTINATIONS["outreach"].settings(server.url), "report_dir": "",
+                  "staging_path": str(workdir / "ledger.duckdb"), "batch_size_rows": 100}
+        states, error = run_here(config, lines)
+        assert error is None, error
     finally:
         server.stop()
-    printed = [json.loads(line)["bookmarks"]["phones"]["upto"] for line in result.stdout.splitlines()]
+    printed = [state["bookmarks"]["phones"]["upto"] for state in states]
     assert set(printed) == {RECORDS}, printed
-    with duckdb.connect(str(tmp_path / "ledger.duckdb"), read_only=True) as con:
-        assert con.execute("SELECT count(DISTINCT seq) FROM outcomes").fetchone() == (RECORDS,)
+    assert _settled(workdir / "ledger.duckdb") == RECORDS
 
 
-def test_a_dry_run_prints_no_state(tmp_path: pathlib.Path) -> None:
+def test_a_dry_run_prints_no_state(workdir: pathlib.Path, caplog: pytest.LogCaptureFixture
+                                   ) -> None:
     """A preview must not move the bookmark: Meltano would save it under the real run's state
     id, and the migration after it would skip what the preview only planned."""
     lines = singer_input("outreach", RECORDS, seed=4, state_every=EVERY)
     server = serve("outreach")
     try:
         config = {**DESTINATIONS["outreach"].settings(server.url), "dry_run": True,
-                  "staging_path": str(tmp_path / "ledger.duckdb"), "batch_size_rows": 100}
-        result = run_target(config, lines, tmp_path)
-        assert result.returncode == 0, result.stderr[-3000:]
+                  "report_dir": "", "staging_path": str(workdir / "ledger.duckdb"),
+                  "batch_size_rows": 100}
+        with caplog.at_level("INFO"):
+            printed, error = run_here(config, lines)
+        assert error is None, error
     finally:
         server.stop()
-    assert result.stdout == ""
-    assert "dry run: no STATE is passed on" in result.stderr
+    assert printed == []
+    assert "dry run: no STATE is passed on" in caplog.text
+    assert not [r for r in server.requests if r.method in ("POST", "PUT", "PATCH")]

@@ -16,6 +16,9 @@ if t.TYPE_CHECKING:
     import pathlib
 
 TOKEN = "resume-token-s3cr3t"
+#: Past the tap's STATE_MSG_FREQUENCY (1,000): its first STATE comes mid-stream, with a
+#: third of the records still to read.
+RECORDS = 1500
 
 
 def _tap(config_file: pathlib.Path, state: dict | None, tmp_path: pathlib.Path
@@ -29,23 +32,22 @@ def _tap(config_file: pathlib.Path, state: dict | None, tmp_path: pathlib.Path
 
 
 def test_interrupted_tap_resumes_without_skipping(tmp_path: pathlib.Path) -> None:
-    app = OutreachApp(records=3500, parents=700, seed=17, token=TOKEN)
+    app = OutreachApp(records=RECORDS, parents=RECORDS // 5, seed=17, token=TOKEN)
     with EmulatorServer(app, faults=Faults(latency_ms=5)) as server:
         config_file = tmp_path / "tap.json"
         config_file.write_text(json.dumps({"provider": "outreach", "access_token": TOKEN,
                                            "api_url": f"{server.url}/api/v2", "page_size": 100}))
         first = _tap(config_file, None, tmp_path)
         assert first.stdout is not None
-        records, state, states_seen = [], None, 0
-        for line in first.stdout:  # read until the second STATE, then pull the plug
+        records, state = [], None
+        for line in first.stdout:  # read until the first STATE, then pull the plug
             message = json.loads(line)
             if message["type"] == "RECORD":
                 records.append(message["record"])
             elif message["type"] == "STATE":
-                state, states_seen = message["value"], states_seen + 1
-                if states_seen == 2:
-                    first.send_signal(signal.SIGKILL)
-                    break
+                state = message["value"]
+                first.send_signal(signal.SIGKILL)
+                break
         first.wait(timeout=30)
         first.stdout.close()
         assert state is not None
