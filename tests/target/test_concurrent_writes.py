@@ -25,14 +25,20 @@ if t.TYPE_CHECKING:
 
     from crmphones_emulators import EmulatorServer, LoggedRequest
 
-RECORDS = 300
+# Each write's outcome is its own ledger insert, so a load's cost follows its writes: 150
+# records give every dialect's main load dozens of creates and updates, written 6 to 8 at a
+# time at 8 workers (300 proved no more, at twice the cost).
+RECORDS = 150
+# The refused-credential load: long enough that a run cut short is told from a finished one
+# (it stops after a few dozen writes, so its length costs nothing).
+LONG_RECORDS = 300
 LATENCY_MS = 5
 
 
-def _inputs(dialect: str) -> tuple[list[str], list[str]]:
+def _inputs(dialect: str, records: int = RECORDS) -> tuple[list[str], list[str]]:
     """A seed load (the first two thirds) and a main load that creates the rest and changes
     the label of every fourth seeded record (so the plan holds updates and creates)."""
-    lines = singer_input(dialect, RECORDS, seed=12)
+    lines = singer_input(dialect, records, seed=12)
     labels = DESTINATIONS[dialect].labels
     main = [lines[0]]
     for n, line in enumerate(lines[1:]):
@@ -43,7 +49,7 @@ def _inputs(dialect: str) -> tuple[list[str], list[str]]:
         if n % 4 == 0:
             record["label"] = labels[(labels.index(record["label"]) + 1) % len(labels)]
         main.append(json.dumps(message))
-    seed = lines[: 1 + RECORDS * 2 // 3]
+    seed = lines[: 1 + records * 2 // 3]
     return seed, main
 
 
@@ -99,7 +105,8 @@ def test_parallel_owners_end_as_one_writer_does(dialect: str, tmp_path: pathlib.
         assert view(many.app.snapshot()) == view(one.app.snapshot())
         counts = run_counts(many_staging)[-1]
         assert counts == run_counts(one_staging)[-1]
-        assert counts["created"] > 50 and counts["updated"] + counts["rejected"] > 10
+        # Half the margins of the 300-record load: the plan holds creates and updates.
+        assert counts["created"] > 25 and counts["updated"] + counts["rejected"] > 5
         assert _outcomes(many_staging) == _outcomes(one_staging)
         # One writer never overlaps (each write is answered before the next is sent); eight
         # do, as the server saw them, or this test would prove nothing about concurrency.
@@ -117,7 +124,7 @@ def test_a_refused_credential_in_a_worker_stops_the_run_at_once(tmp_path: pathli
     The run is the entry point in this process; a thread of this test watches the server's
     log and rotates the secret once parallel writes are under way, as the test did from
     outside when the run was a subprocess."""
-    _, main = _inputs("onedegree")
+    _, main = _inputs("onedegree", LONG_RECORDS)
     server = serve("onedegree", faults=Faults(latency_ms=20))
     config = {**DESTINATIONS["onedegree"].settings(server.url),
               "staging_path": str(tmp_path / "ledger.duckdb"), "max_concurrency": 8}
@@ -152,7 +159,7 @@ def test_a_refused_credential_in_a_worker_stops_the_run_at_once(tmp_path: pathli
     # At once: at most the writes in flight then, one per worker (and one just granted, at
     # the edge), however long the rest of the load would have taken.
     assert len(after) <= 8 + 2, f"{len(after)} writes sent after the first 401"
-    assert len(log) < RECORDS  # the load was cut short, not finished
+    assert len(log) < LONG_RECORDS  # the load was cut short, not finished
     print(f"{len(after)} writes after the first 401; last line: {stderr.strip().splitlines()[-1]}")
 
 
