@@ -33,42 +33,52 @@ def _lines(text: str) -> list[str]:
     return kept
 
 
-def _both(runner: TargetRunner, config: dict[str, t.Any], messages: list[t.Any]
-          ) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
-    process = runner.run(config, messages, check=False, in_process=False)
+def _in_process(runner: TargetRunner, config: dict[str, t.Any], messages: list[t.Any]
+                ) -> subprocess.CompletedProcess[str]:
+    """A run in this process, which leaves the process-wide state it touches as it was."""
     handlers, level = list(logging.getLogger().handlers), logging.getLogger().level
     hooks = (sys.excepthook, signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
     filters = list(warnings.filters)
-    in_process = runner.run(config, messages, check=False)
+    result = runner.run(config, messages, check=False)
     assert (list(logging.getLogger().handlers), logging.getLogger().level) == (handlers, level)
     assert (sys.excepthook, signal.getsignal(signal.SIGINT),
             signal.getsignal(signal.SIGTERM)) == hooks
     assert list(warnings.filters) == filters
-    return process, in_process
+    return result
+
+
+def _both(runner: TargetRunner, config: dict[str, t.Any], messages: list[t.Any]
+          ) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    return (runner.run(config, messages, check=False, in_process=False),
+            _in_process(runner, config, messages))
 
 
 def test_a_run_in_process_is_the_process_run(outreach_destination: EmulatorServer,
                                              target_runner: TargetRunner, tmp_path: pathlib.Path
                                              ) -> None:
     """Fed on stdin, the process passes the last STATE on and exits 0, its report in the
-    default (relative) report_dir; the run in this process, fed the same lines (the second
-    run of the same input: nothing left to write), prints the same STATE and log lines."""
-    config = outreach_config(outreach_destination, DESTINATION_TOKEN,
-                             staging_path=str(tmp_path / "ledger.duckdb"))
+    default (relative) report_dir; the same run in this process (the account back as seeded,
+    a ledger of its own) prints the same STATE and the same log lines."""
+    staging = {way: str(tmp_path / f"{way}.duckdb") for way in ("process", "in-process")}
     state = {"type": "STATE", "value": {"bookmarks": {"phones": {"upto": 2}}}}
     messages = [SCHEMA, record(parent_id="5", number="+12025550143"),
                 record(parent_id="6", number="+12025550144"), state]
-    process = target_runner.run(config, messages, in_process=False)
+    reports = tmp_path / ".crmphones" / "reports"
+    process = target_runner.run(outreach_config(outreach_destination, DESTINATION_TOKEN,
+                                                staging_path=staging["process"]),
+                                messages, in_process=False)
     assert [json.loads(line) for line in process.stdout.splitlines()] == [state["value"]]
-    assert last_run_counts(str(tmp_path / "ledger.duckdb"))["created"] == 2
-    assert len(list((tmp_path / ".crmphones" / "reports").glob("*.json"))) == 1
+    assert last_run_counts(staging["process"])["created"] == 2
+    assert len(list(reports.glob("*.json"))) == 1
 
-    again, in_process = _both(target_runner, config, messages)
-    assert (in_process.returncode, in_process.stdout) == (again.returncode, again.stdout) == (
-        0, process.stdout)
-    assert "unchanged=2" in in_process.stderr
-    assert _lines(in_process.stderr) == _lines(again.stderr)
-    assert len(list((tmp_path / ".crmphones" / "reports").glob("*.json"))) == 3
+    outreach_destination.app.reset()
+    in_process = _in_process(target_runner, outreach_config(
+        outreach_destination, DESTINATION_TOKEN, staging_path=staging["in-process"]), messages)
+    assert (in_process.returncode, in_process.stdout) == (0, process.stdout)
+    assert last_run_counts(staging["in-process"])["created"] == 2
+    assert "created=2" in in_process.stderr
+    assert _lines(in_process.stderr) == _lines(process.stderr)
+    assert len(list(reports.glob("*.json"))) == 2
 
 
 def test_a_failed_run_in_process_is_the_failed_process(outreach_destination: EmulatorServer,
