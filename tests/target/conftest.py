@@ -4,10 +4,11 @@ By default the entry point (``target_crmphones.target.main``, what ``python -m
 target_crmphones`` and the ``target-crmphones`` script call) runs in this process, with its
 argv, stdout, stderr and working folder set as the subprocess had them, and the process-wide
 state it changes (logging handlers, signal handlers, warnings, ``sys.excepthook``) put back
-after it: the same code path from argv to exit code, without a fresh interpreter's second of
-imports per run. Its input comes through ``--input`` (a file holding the lines), since the
-SDK's reader binds ``sys.stdin`` when it is imported; ``run(..., in_process=False)`` runs the
-real subprocess fed on stdin, for tests about the process itself.
+after it: the same code path from argv to exit code, in the test's own interpreter. Its
+input comes through ``--input`` (a file holding the lines), since the SDK's reader binds
+``sys.stdin`` when it is imported; ``run(..., in_process=False)`` runs the real subprocess
+fed on stdin, for tests about the process itself (``test_entry_point.py`` holds both ways
+to the same exit code, STATE and log lines).
 """
 
 from __future__ import annotations

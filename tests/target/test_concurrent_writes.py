@@ -25,9 +25,8 @@ if t.TYPE_CHECKING:
 
     from crmphones_emulators import EmulatorServer, LoggedRequest
 
-# Each write's outcome is its own ledger insert, so a load's cost follows its writes: 150
-# records give every dialect's main load dozens of creates and updates, written 6 to 8 at a
-# time at 8 workers (300 proved no more, at twice the cost).
+# Enough for every dialect's main load to plan dozens of creates and updates, written 6 to 8
+# at a time by 8 workers: all the comparison of one writer and eight needs.
 RECORDS = 150
 # The refused-credential load: long enough that a run cut short is told from a finished one
 # (it stops after a few dozen writes, so its length costs nothing).

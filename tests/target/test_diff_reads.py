@@ -86,7 +86,7 @@ def _gets(server: EmulatorServer) -> list[tuple[str, str]]:
 def od_pair() -> Iterator[tuple[EmulatorServer, EmulatorServer]]:
     """A source with 100 phones on 40 organizations (each kind of owner among them), and a
     destination with the same owners. Loading the source's phones is each test's first run:
-    100 are enough to reach the organizations index's every owner kind (200 cost twice)."""
+    100 reach every owner kind and 33 organizations, one page of the filtered index."""
     source = OneDegreeApp(records=100, parents=40, seed=9, api_key=SOURCE_TOKEN,
                           api_secret=SOURCE_SECRET)
     destination = OneDegreeApp(records=0, parents=40, seed=9, api_key=DESTINATION_TOKEN,

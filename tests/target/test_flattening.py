@@ -96,8 +96,8 @@ def test_the_target_takes_flattened_records_back(
     flattened by the target (``flattening_enabled`` on the target), or not at all, the
     destination ends the same and no record is refused for its owner.
 
-    The source holds 60 phones on the destination's owners (every kind among them), not the
-    shared source's 200: each of the three loads writes every phone, one ledger insert each."""
+    The source holds 60 phones on the destination's owners (every kind among them): each of
+    the three loads writes every phone, and 60 show the three ways end alike as 200 did."""
     app = OneDegreeApp(records=60, parents=40, seed=9, api_key=SOURCE_TOKEN,
                        api_secret=SOURCE_SECRET)
     with EmulatorServer(app) as od_source:
