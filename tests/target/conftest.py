@@ -146,7 +146,7 @@ def target_runner(tmp_path: pathlib.Path) -> TargetRunner:
     return TargetRunner(tmp_path)
 
 
-def run_tap(config: dict[str, t.Any], workdir: pathlib.Path) -> list[str]:
+def tap_lines(config: dict[str, t.Any], workdir: pathlib.Path) -> list[str]:
     """tap-crmphones's console entry point, in this process as the target's above: its
     output lines (it must succeed)."""
     config_file = workdir / "tap-config.json"

@@ -10,7 +10,7 @@ import pytest
 from crmphones.dialects.activix import Activix
 from crmphones.records import PhoneRecord
 from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN, activix_config
-from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record, run_tap
+from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record, tap_lines
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -27,7 +27,7 @@ def _phones(server: EmulatorServer) -> list[dict[str, t.Any]]:
 
 
 def _tap_output(server: EmulatorServer, tmp_path: pathlib.Path) -> list[str]:
-    return run_tap(activix_config(server, SOURCE_TOKEN), tmp_path)
+    return tap_lines(activix_config(server, SOURCE_TOKEN), tmp_path)
 
 
 def test_tap_to_target_round_trip(

@@ -23,7 +23,7 @@ from crmphones_emulators import EmulatorServer
 from crmphones_emulators.outreach import OutreachApp
 from target_crmphones.target import TargetCRMPhones
 from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN, outreach_config
-from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record, run_tap
+from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record, tap_lines
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -186,7 +186,7 @@ def test_a_tap_batch_run_writes_what_its_record_run_writes(
     the same counts and the same phones on the destination (batches of the same size, as a
     file is one batch, or more when it holds more than ``batch_size_rows``)."""
     def tap(extra: dict[str, t.Any]) -> list[str]:
-        return run_tap(outreach_config(outreach_source, SOURCE_TOKEN, **extra), tmp_path)
+        return tap_lines(outreach_config(outreach_source, SOURCE_TOKEN, **extra), tmp_path)
 
     batch_config = {"encoding": {"format": "jsonl", "compression": "gzip"},
                     "storage": {"root": f"file://{tmp_path}"}, "batch_size": 120}

@@ -6,7 +6,7 @@ import json
 import typing as t
 
 from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN, outreach_config
-from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record, run_tap
+from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record, tap_lines
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -23,7 +23,7 @@ def _phones(server: EmulatorServer) -> list[dict[str, t.Any]]:
 
 
 def _tap_output(server: EmulatorServer, tmp_path: pathlib.Path) -> list[str]:
-    return run_tap(outreach_config(server, SOURCE_TOKEN), tmp_path)
+    return tap_lines(outreach_config(server, SOURCE_TOKEN), tmp_path)
 
 
 def test_tap_to_target_round_trip(

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from tests.conftest import DESTINATION_SECRET, DESTINATION_TOKEN, SOURCE_SECRET, SOURCE_TOKEN, te_config
-from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record, run_tap
+from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record, tap_lines
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -35,7 +35,7 @@ def test_tap_to_target_round_trip_one_post_per_client(
     staging_path: str, tmp_path: pathlib.Path,
 ) -> None:
     """Each valid number lands once on its client, all of a client's numbers in one POST."""
-    lines = run_tap(te_config(te_source, SOURCE_TOKEN, SOURCE_SECRET), tmp_path)
+    lines = tap_lines(te_config(te_source, SOURCE_TOKEN, SOURCE_SECRET), tmp_path)
     source = [json.loads(x)["record"] for x in lines if json.loads(x)["type"] == "RECORD"]
     target_runner.run(_config(te_destination, staging_path), lines)
 
