@@ -67,8 +67,10 @@ def _process_state_restored() -> Iterator[None]:
                 handler.close()
         root.setLevel(level)
         sys.excepthook = hook
-        for signum, handler in signals.items():
-            signal.signal(signum, handler)
+        # Only the main thread may set them, and the plugin sets them only there.
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in signals.items():
+                signal.signal(signum, handler)
 
 
 def run_entry_point(main: t.Callable[[], None], argv: list[str], cwd: pathlib.Path
