@@ -1,17 +1,39 @@
-"""Helpers to drive the target as Meltano does: a subprocess fed Singer lines on stdin."""
+"""Helpers to drive the target as Meltano does: its console entry point, fed Singer lines.
+
+By default the entry point (``target_crmphones.target.main``, what ``python -m
+target_crmphones`` and the ``target-crmphones`` script call) runs in this process, with its
+argv, stdout, stderr and working folder set as the subprocess had them, and the process-wide
+state it changes (logging handlers, signal handlers, warnings, ``sys.excepthook``) put back
+after it: the same code path from argv to exit code, in the test's own interpreter. Its
+input comes through ``--input`` (a file holding the lines), since the SDK's reader binds
+``sys.stdin`` when it is imported; ``run(..., in_process=False)`` runs the real subprocess
+fed on stdin, for tests about the process itself (``test_entry_point.py`` holds both ways
+to the same exit code, STATE and log lines).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
+import signal
 import subprocess
 import sys
+import threading
+import traceback
 import typing as t
+import warnings
 
 import duckdb
 import pytest
 
+from tap_crmphones.tap import main as tap_main
+from target_crmphones.target import main as target_main
+
 if t.TYPE_CHECKING:
     import pathlib
+    from collections.abc import Iterator
 
 SCHEMA = {"type": "SCHEMA", "stream": "phones", "key_properties": [],
           "schema": {"type": "object", "properties": {}}}
@@ -22,23 +44,99 @@ def record(**fields: t.Any) -> dict[str, t.Any]:
     return {"type": "RECORD", "stream": "phones", "record": fields}
 
 
+@contextlib.contextmanager
+def _process_state_restored() -> Iterator[None]:
+    """Put back what a plugin's CLI changes for the whole process: each access to the SDK's
+    ``cli`` adds a root logging handler (bound to the ``sys.stderr`` of that moment) and sets
+    the root level; its command captures warnings into logging, adds a warnings filter and
+    replaces ``sys.excepthook``; the plugin takes SIGINT and SIGTERM over."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    hook = sys.excepthook
+    signals = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with warnings.catch_warnings():
+            try:
+                yield
+            finally:
+                logging.captureWarnings(capture=False)
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                root.removeHandler(handler)
+                handler.close()
+        root.setLevel(level)
+        sys.excepthook = hook
+        # Only the main thread may set them, and the plugin sets them only there.
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in signals.items():
+                signal.signal(signum, handler)
+
+
+def run_entry_point(main: t.Callable[[], None], argv: list[str], cwd: pathlib.Path
+                    ) -> subprocess.CompletedProcess[str]:
+    """Run a plugin's console entry point in this process as the interpreter would run it:
+    ``sys.argv`` set, stdout and stderr captured, in ``cwd``; ``SystemExit`` gives the exit
+    code as the interpreter derives it, and an exception that escapes goes to
+    ``sys.excepthook`` (the SDK's, which logs it with its traceback) and exits 1."""
+    out, err = io.StringIO(), io.StringIO()
+    before = set(threading.enumerate())
+    with _process_state_restored(), contextlib.chdir(cwd), \
+            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        saved_argv, sys.argv = sys.argv, argv
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            if exc.code is None or isinstance(exc.code, int):
+                code = exc.code or 0
+            else:
+                print(exc.code, file=sys.stderr)
+                code = 1
+        except Exception:
+            try:
+                sys.excepthook(*sys.exc_info())
+            except Exception:
+                traceback.print_exc()
+            code = 1
+        finally:
+            sys.argv = saved_argv
+    # A thread the run left behind would have been joined (or killed) at the subprocess's
+    # exit; here it would outlive the run and could act in the next test.
+    left = [th for th in threading.enumerate() if th not in before and not th.daemon]
+    for th in left:
+        th.join(timeout=10)
+    assert not [th for th in left if th.is_alive()], f"threads left running: {left}"
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
 class TargetRunner:
-    """Runs target-crmphones in a subprocess with a config file."""
+    """Runs target-crmphones with a config file (in this process unless asked otherwise)."""
 
     def __init__(self, tmp_path: pathlib.Path) -> None:
         self.tmp_path = tmp_path
 
     def run(self, config: dict[str, t.Any], messages: t.Iterable[dict[str, t.Any] | str],
-            *, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Feed messages (dicts or raw lines) and return the finished process."""
+            *, check: bool = True, in_process: bool = True
+            ) -> subprocess.CompletedProcess[str]:
+        """Feed messages (dicts or raw lines) and return the finished run: its exit code,
+        stdout (the STATE lines) and stderr (the log and the one-line errors)."""
         config_file = self.tmp_path / "target-config.json"
         config_file.write_text(json.dumps(config))
         lines = [m if isinstance(m, str) else json.dumps(m) for m in messages]
-        result = subprocess.run(
-            [sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
-            input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=300,
-            check=False, cwd=self.tmp_path,  # default report_dir is relative: keep it here
-        )
+        text = "\n".join(lines) + "\n"
+        if in_process:
+            input_file = self.tmp_path / "target-input.jsonl"
+            input_file.write_text(text)
+            # The default report_dir is relative: the run's folder is tmp_path, as below.
+            argv = ["target-crmphones", "--config", str(config_file), "--input", str(input_file)]
+            result = run_entry_point(target_main, argv, self.tmp_path)
+        else:
+            result = subprocess.run(
+                [sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
+                input=text, capture_output=True, text=True, timeout=300,
+                check=False, cwd=self.tmp_path,  # default report_dir is relative: keep it here
+            )
         if check and result.returncode != 0:
             pytest.fail(f"target failed ({result.returncode}):\n{result.stderr[-4000:]}")
         return result
@@ -48,6 +146,16 @@ class TargetRunner:
 def target_runner(tmp_path: pathlib.Path) -> TargetRunner:
     """A runner writing its config under the test's tmp dir."""
     return TargetRunner(tmp_path)
+
+
+def tap_lines(config: dict[str, t.Any], workdir: pathlib.Path) -> list[str]:
+    """tap-crmphones's console entry point, in this process as the target's above: its
+    output lines (it must succeed)."""
+    config_file = workdir / "tap-config.json"
+    config_file.write_text(json.dumps(config))
+    result = run_entry_point(tap_main, ["tap-crmphones", "--config", str(config_file)], workdir)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout.splitlines()
 
 
 def ledger(path: str, query: str, params: list[t.Any] | None = None) -> list[tuple]:

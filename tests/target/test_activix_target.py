@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import typing as t
 
 import pytest
@@ -12,7 +10,7 @@ import pytest
 from crmphones.dialects.activix import Activix
 from crmphones.records import PhoneRecord
 from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN, activix_config
-from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record
+from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record, tap_lines
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -29,13 +27,7 @@ def _phones(server: EmulatorServer) -> list[dict[str, t.Any]]:
 
 
 def _tap_output(server: EmulatorServer, tmp_path: pathlib.Path) -> list[str]:
-    config_file = tmp_path / "tap-config.json"
-    config_file.write_text(json.dumps(activix_config(server, SOURCE_TOKEN)))
-    result = subprocess.run(
-        [sys.executable, "-m", "tap_crmphones", "--config", str(config_file)],
-        capture_output=True, text=True, timeout=300, check=True,
-    )
-    return result.stdout.splitlines()
+    return tap_lines(activix_config(server, SOURCE_TOKEN), tmp_path)
 
 
 def test_tap_to_target_round_trip(

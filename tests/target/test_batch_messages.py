@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import subprocess
-import sys
 import typing as t
 
 import pytest
@@ -25,10 +23,11 @@ from crmphones_emulators import EmulatorServer
 from crmphones_emulators.outreach import OutreachApp
 from target_crmphones.target import TargetCRMPhones
 from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN, outreach_config
-from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record
+from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record, tap_lines
 
 if t.TYPE_CHECKING:
     import pathlib
+    import subprocess
     from collections.abc import Iterator
 
 RECORDS = 100
@@ -187,11 +186,7 @@ def test_a_tap_batch_run_writes_what_its_record_run_writes(
     the same counts and the same phones on the destination (batches of the same size, as a
     file is one batch, or more when it holds more than ``batch_size_rows``)."""
     def tap(extra: dict[str, t.Any]) -> list[str]:
-        config_file = tmp_path / "tap-config.json"
-        config_file.write_text(json.dumps(outreach_config(outreach_source, SOURCE_TOKEN, **extra)))
-        return subprocess.run([sys.executable, "-m", "tap_crmphones", "--config", str(config_file)],
-                              capture_output=True, text=True, timeout=300, check=True,
-                              cwd=tmp_path).stdout.splitlines()
+        return tap_lines(outreach_config(outreach_source, SOURCE_TOKEN, **extra), tmp_path)
 
     batch_config = {"encoding": {"format": "jsonl", "compression": "gzip"},
                     "storage": {"root": f"file://{tmp_path}"}, "batch_size": 120}

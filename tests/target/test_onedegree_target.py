@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import subprocess
-import sys
 import typing as t
 from collections import Counter
 
@@ -14,7 +12,7 @@ import pytest
 
 from crmphones.auth import one_degree_signature
 from tests.conftest import DESTINATION_SECRET, DESTINATION_TOKEN, SOURCE_SECRET, SOURCE_TOKEN, od_config
-from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record
+from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record, tap_lines
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -39,11 +37,7 @@ def test_round_trip_of_every_owner_kind(
 ) -> None:
     """Valid phones land once on the same owner, with their type and primary flag; a rerun
     writes nothing."""
-    config_file = tmp_path / "tap.json"
-    config_file.write_text(json.dumps(od_config(od_source, SOURCE_TOKEN, SOURCE_SECRET)))
-    lines = subprocess.run([sys.executable, "-m", "tap_crmphones", "--config", str(config_file)],
-                           capture_output=True, text=True, timeout=300, check=True
-                           ).stdout.splitlines()
+    lines = tap_lines(od_config(od_source, SOURCE_TOKEN, SOURCE_SECRET), tmp_path)
     source = [json.loads(x)["record"] for x in lines if json.loads(x)["type"] == "RECORD"]
     assert {r["parent_type"] for r in source} == {"organization", "location", "opportunity"}
     target_runner.run(_config(od_destination, staging_path), lines)

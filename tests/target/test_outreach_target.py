@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import typing as t
 
 from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN, outreach_config
-from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record
+from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record, tap_lines
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -25,13 +23,7 @@ def _phones(server: EmulatorServer) -> list[dict[str, t.Any]]:
 
 
 def _tap_output(server: EmulatorServer, tmp_path: pathlib.Path) -> list[str]:
-    config_file = tmp_path / "tap-config.json"
-    config_file.write_text(json.dumps(outreach_config(server, SOURCE_TOKEN)))
-    result = subprocess.run(
-        [sys.executable, "-m", "tap_crmphones", "--config", str(config_file)],
-        capture_output=True, text=True, timeout=300, check=True,
-    )
-    return result.stdout.splitlines()
+    return tap_lines(outreach_config(server, SOURCE_TOKEN), tmp_path)
 
 
 def test_tap_to_target_round_trip(

@@ -60,7 +60,8 @@ def test_outreach_403_for_one_record_rejects_it_and_the_run_goes_on(
     target_runner.run(config, [SCHEMA, *_outreach_records(range(1, 11))])
     counts = last_run_counts(staging_path)
     assert (counts["created"], counts["rejected"]) == (8, 2)
-    reasons = ledger(staging_path, "SELECT detail FROM outcomes WHERE outcome = 'rejected'")
+    reasons = ledger(staging_path, "SELECT detail FROM outcomes WHERE outcome = 'rejected' "
+                                   "ORDER BY seq")  # DuckDB's row order is not the insert order
     assert [r for (r,) in reasons] == ["HTTP 403: You are not allowed to modify phone numbers "
                                        f"of prospect {p}." for p in (3, 7)]
 

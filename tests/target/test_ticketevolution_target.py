@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import typing as t
 from collections import Counter
 
 import pytest
 
 from tests.conftest import DESTINATION_SECRET, DESTINATION_TOKEN, SOURCE_SECRET, SOURCE_TOKEN, te_config
-from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record
+from tests.target.conftest import SCHEMA, TargetRunner, last_run_counts, ledger, record, tap_lines
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -37,11 +35,7 @@ def test_tap_to_target_round_trip_one_post_per_client(
     staging_path: str, tmp_path: pathlib.Path,
 ) -> None:
     """Each valid number lands once on its client, all of a client's numbers in one POST."""
-    config_file = tmp_path / "tap.json"
-    config_file.write_text(json.dumps(te_config(te_source, SOURCE_TOKEN, SOURCE_SECRET)))
-    lines = subprocess.run([sys.executable, "-m", "tap_crmphones", "--config", str(config_file)],
-                           capture_output=True, text=True, timeout=300, check=True
-                           ).stdout.splitlines()
+    lines = tap_lines(te_config(te_source, SOURCE_TOKEN, SOURCE_SECRET), tmp_path)
     source = [json.loads(x)["record"] for x in lines if json.loads(x)["type"] == "RECORD"]
     target_runner.run(_config(te_destination, staging_path), lines)
 
