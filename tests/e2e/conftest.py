@@ -59,8 +59,14 @@ def _link_venv(venv: pathlib.Path) -> None:
 
 
 def shell_env(project: pathlib.Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a shell in ``project`` with its `.venv` activated."""
-    return {**os.environ, "PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    """The environment of a shell in ``project`` with its `.venv` activated.
+
+    Without ``PYTHONDONTWRITEBYTECODE``, whatever the test runner's environment says: a
+    user's shell lets Python cache bytecode, and the plugins' venvs (uv installs them without
+    bytecode) get theirs at the first start, as they do on a user's machine, instead of
+    compiling singer-sdk and its dependencies again in every tap and target process."""
+    inherited = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**inherited, "PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
             "VIRTUAL_ENV": str(project / ".venv"), **(extra or {})}
 
 
