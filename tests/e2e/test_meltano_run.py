@@ -39,12 +39,13 @@ def _outreach_env(source: EmulatorProcess, destination: EmulatorProcess) -> dict
     }
 
 
-def _accounts(emulators: Start, *destination_options: str, seed: str = "11"
-              ) -> tuple[EmulatorProcess, EmulatorProcess]:
+def _accounts(emulators: Start, *destination_options: str, seed: str = "11",
+              records: int = 100) -> tuple[EmulatorProcess, EmulatorProcess]:
     """A source Outreach account with phones and a destination with the same prospects."""
-    source = emulators("outreach", "--records", "400", "--parents", "200", "--seed", seed,
-                       "--token", "e2e-source-token")
-    destination = emulators("outreach", "--records", "0", "--parents", "200", "--seed", seed,
+    parents = str(records // 2)
+    source = emulators("outreach", "--records", str(records), "--parents", parents, "--seed",
+                       seed, "--token", "e2e-source-token")
+    destination = emulators("outreach", "--records", "0", "--parents", parents, "--seed", seed,
                             "--token", "e2e-destination-token", *destination_options)
     return source, destination
 
@@ -53,7 +54,8 @@ def test_meltano_run_stopped_with_ctrl_c_then_rerun_ends_exact(project: pathlib.
                                                                emulators: Start) -> None:
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) mid-write under
     `meltano run`, then the same command again: every valid number lands once."""
-    source, destination = _accounts(emulators, "--latency-ms", "40", seed="13")
+    # Enough phones that 20 creates are well short of all of them: the stop lands mid-write.
+    source, destination = _accounts(emulators, "--latency-ms", "40", seed="13", records=200)
     env = {**_outreach_env(source, destination), "TARGET_CRMPHONES_BATCH_SIZE_ROWS": "50"}
     run = ("run", "tap-crmphones", "target-crmphones")
     process = subprocess.Popen(
