@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import typing as t
+from urllib.parse import parse_qs
 
 import duckdb
 
@@ -42,7 +43,11 @@ def _bookmarks(project: pathlib.Path) -> dict[str, t.Any]:
 def test_recipe_scheduled_pipeline(project: pathlib.Path, emulators: Start) -> None:
     """Recipe 1, then its run again (tonight's run and tomorrow's, which is the scheduled job
     itself): every valid number once, the second run resumes from the saved state and writes
-    nothing; the schedule is listed."""
+    nothing; the schedule is listed.
+
+    The saved state is one state id (`meltano state list`) whose bookmark the second run
+    starts from: the source sees its phone numbers asked from the latest `updatedAt` the
+    first run read, a bookmark only Meltano's saved state can have given it."""
     source = emulators("outreach", "--records", "100", "--parents", "50", "--seed", "11",
                        "--token", "e2e-source-token")
     destination = emulators("outreach", "--records", "0", "--parents", "50", "--seed", "11",
@@ -61,13 +66,18 @@ def test_recipe_scheduled_pipeline(project: pathlib.Path, emulators: Start) -> N
     assert written, "the destination received phone numbers"
     assert len(written) == len(set(written)), "no phone twice"
     assert set(written) == valid_outreach_phones(source), "every valid number on its prospect"
-    (bookmarks,) = _bookmarks(project).values()
-    assert bookmarks["phone_numbers"]
+    (state_id,) = ok(meltano(project, "state", "list"), "meltano state list").split()
 
     writes = destination.writes()
+    asked_before = len(source.requests())
     (tomorrow,) = [command for command in commands if command.startswith("meltano run ")]
     ok(shell(project, tomorrow, env), tomorrow)
     assert destination.writes() == writes, "the next run writes nothing new"
+    reads = [parse_qs(r["query"]) for r in source.requests()[asked_before:]
+             if r["method"] == "GET" and r["path"].endswith("/phoneNumbers")]
+    latest = max(p["attributes"]["updatedAt"] for p in source.state()["phoneNumbers"])
+    assert reads, "the next run read the source"
+    assert reads[0].get("filter[updatedAt]") == [f"{latest}..inf"], (state_id, reads[0])
 
 
 def test_recipe_warehouse_backfill(project: pathlib.Path, emulators: Start) -> None:
