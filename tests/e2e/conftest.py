@@ -15,6 +15,7 @@ import os
 import pathlib
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import typing as t
@@ -59,8 +60,14 @@ def _link_venv(venv: pathlib.Path) -> None:
 
 
 def shell_env(project: pathlib.Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a shell in ``project`` with its `.venv` activated."""
-    return {**os.environ, "PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    """The environment of a shell in ``project`` with its `.venv` activated.
+
+    Without ``PYTHONDONTWRITEBYTECODE``, whatever the test runner's environment says: a
+    user's shell lets Python cache bytecode, and the plugins' venvs (uv installs them without
+    bytecode) get theirs at the first start, as they do on a user's machine, instead of
+    compiling singer-sdk and its dependencies again in every tap and target process."""
+    inherited = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**inherited, "PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
             "VIRTUAL_ENV": str(project / ".venv"), **(extra or {})}
 
 
@@ -77,6 +84,19 @@ def shell(project: pathlib.Path, command: str, env: dict[str, str] | None = None
     """One command line, as a user types it into bash in ``project``."""
     return subprocess.run(["bash", "-c", command], cwd=project, capture_output=True, text=True,
                           timeout=timeout, check=False, env=shell_env(project, env))
+
+
+def ok(result: subprocess.CompletedProcess[str], command: str) -> str:
+    """The output of a command that must have succeeded (else its error output)."""
+    assert result.returncode == 0, f"{command}\n{result.stderr[-6000:]}"
+    return result.stdout
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now, for a program that takes its port as given."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return t.cast("int", probe.getsockname()[1])
 
 
 def recipe(heading: str) -> list[str]:

@@ -11,8 +11,10 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import typing as t
 
 import pytest
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
@@ -28,7 +30,22 @@ def _meltano(project: pathlib.Path, *args: str) -> str:
     return result.stdout
 
 
+def _own_config(project_file: dict[str, t.Any], plugin: str) -> dict[str, t.Any]:
+    """The `config` a plugin's own entry in meltano.yml holds (no environment's)."""
+    (entry,) = [entry for kind in ("extractors", "loaders")
+                for entry in project_file["plugins"].get(kind, []) if entry["name"] == plugin]
+    return t.cast("dict[str, t.Any]", entry.get("config") or {})
+
+
 def test_config_set_round_trips(tmp_path: pathlib.Path) -> None:
+    """One `meltano config set` per setting, as a user types them; then what Meltano gives each
+    plugin in the `emulator` environment (the default one, which `meltano run` uses), one
+    `meltano config print` per plugin; and where meltano.yml holds each value.
+
+    Without an environment, Meltano gives a plugin its own entry's `config` cast by the
+    setting's kind: that the set value sits there with its type (read from the file itself)
+    is what a `--no-environment` print showed, so the file is read instead of asking
+    Meltano a second time per plugin."""
     shutil.copy(ROOT / "meltano.yml", tmp_path / "meltano.yml")
     before = (tmp_path / "meltano.yml").read_text().splitlines()
     settings = [
@@ -53,8 +70,15 @@ def test_config_set_round_trips(tmp_path: pathlib.Path) -> None:
         "config:", "config:", "stream_maps:", "phone_numbers:", "raw: __NULL__",
         "flattening_enabled: true", "flattening_max_depth: 1", "progress_seconds: 0.5",
         "validate_records: false", "parent_map_path: prospect_to_lead.csv"]), added
+
+    project_file = yaml.safe_load("\n".join(after))
     for plugin, name, _, value in settings:
-        for environment in ("--environment=emulator", "--no-environment"):
-            config = json.loads(_meltano(tmp_path, environment, "config", "print", plugin))
-            assert config[name] == value, (plugin, name, environment)
+        held = _own_config(project_file, plugin)
+        assert held.get(name) == value, (plugin, name, "in the plugin's own config")
+        assert type(held[name]) is type(value), (plugin, name)
+    for plugin in dict.fromkeys(plugin for plugin, *_ in settings):
+        config = json.loads(_meltano(tmp_path, "--environment=emulator", "config", "print",
+                                     plugin))
+        for name, value in [(n, v) for p, n, _, v in settings if p == plugin]:
+            assert config[name] == value, (plugin, name)
             assert type(config[name]) is type(value), (plugin, name)
