@@ -32,6 +32,8 @@ from crmphones_emulators.onedegree import OneDegreeApp
 from crmphones_emulators.outreach import OutreachApp
 from crmphones_emulators.ticketevolution import TicketEvolutionApp
 from target_crmphones.target import TargetCRMPhones
+from target_crmphones.target import main as target_main
+from tests.entry_points import run_entry_point
 
 TOKEN = "reliability-token-s3cr3t"
 SECRET = "reliability-secret-s3cr3t"
@@ -146,14 +148,23 @@ def serve(dialect: str, faults: Faults | None = None, **app_options: t.Any) -> E
     return EmulatorServer(DESTINATIONS[dialect].build(**app_options), faults=faults).start()
 
 
-def run_target(config: dict[str, t.Any], lines: list[str], workdir: pathlib.Path,
-               timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """target-crmphones as Meltano runs it: a subprocess fed Singer lines."""
+def run_target(config: dict[str, t.Any], lines: list[str], workdir: pathlib.Path, *,
+               in_process: bool = True) -> subprocess.CompletedProcess[str]:
+    """target-crmphones's console entry point fed Singer lines: its exit code, stdout and
+    stderr. In this process by default (``tests/entry_points.py``: the same path from argv to
+    exit code); ``in_process=False`` runs it as Meltano does, a subprocess fed on stdin, for
+    tests about everything the process writes anywhere."""
     config_file = workdir / "target.json"
     config_file.write_text(json.dumps(config))
+    text = "\n".join(lines) + "\n"
+    if in_process:
+        input_file = workdir / "target-input.jsonl"
+        input_file.write_text(text)
+        argv = ["target-crmphones", "--config", str(config_file), "--input", str(input_file)]
+        return run_entry_point(target_main, argv, workdir)
     return subprocess.run([sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
-                          input="\n".join(lines) + "\n", capture_output=True, text=True,
-                          timeout=timeout, check=False, cwd=workdir)
+                          input=text, capture_output=True, text=True, timeout=600, check=False,
+                          cwd=workdir)
 
 
 def clean_view(dialect: str, lines: list[str], workdir: pathlib.Path, **settings: t.Any

@@ -73,8 +73,8 @@ def test_no_secret_in_any_output(dialect: str, workdir: pathlib.Path) -> None:
     wrong = {key: (f"{value}-wrong" if value in (ODD_TOKEN, ODD_SECRET) else value)
              for key, value in settings.items()}
     try:
-        result = run_target(settings, lines, workdir)
-        refused = run_target(wrong, lines, workdir)
+        result = run_target(settings, lines, workdir, in_process=False)
+        refused = run_target(wrong, lines, workdir, in_process=False)
     finally:
         server.stop()
     assert result.returncode == 0, result.stderr[-3000:]
@@ -121,8 +121,9 @@ def test_no_oauth_credential_in_any_output(workdir: pathlib.Path) -> None:
                 # writes under its hourly quota, which is no part of what this test is about.
                 "max_requests_per_minute": 0}
     try:
-        done = run_target(settings, lines, workdir)
-        refused = run_target({**settings, "refresh_token": "not-" + REFRESH}, lines, workdir)
+        done = run_target(settings, lines, workdir, in_process=False)
+        refused = run_target({**settings, "refresh_token": "not-" + REFRESH}, lines,
+                             workdir, in_process=False)
     finally:
         server.stop()
     assert done.returncode == 0, done.stderr[-3000:]
