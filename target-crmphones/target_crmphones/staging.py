@@ -200,6 +200,14 @@ class Staging:
         """Insert outcomes: (seq, outcome, destination_id, changes, detail)."""
         if not outcomes:
             return
+        if len(outcomes) == 1:  # a write's outcome as it lands: a row needs no Arrow table
+            seq, kind, destination, change, detail = outcomes[0]
+            self.connection.execute(
+                "INSERT INTO outcomes (run_id, seq, outcome, destination_id, changes, detail, "
+                "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [self.run_id, seq, kind, destination,
+                 None if change is None else json.dumps(change), detail, _now()])
+            return
         seqs, kinds, destinations, changes, details = zip(*outcomes, strict=True)
         table = pa.Table.from_pydict({
             "seq": seqs, "outcome": kinds, "destination_id": destinations,
