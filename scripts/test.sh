@@ -8,7 +8,7 @@ ruff check .
 # The suite starts many Python processes (the target, the tap, meltano and its plugins): each
 # may keep the project's compiled modules for the next instead of compiling them again.
 unset PYTHONDONTWRITEBYTECODE
-# Two workers: much of the suite waits on subprocesses and injected latency, and tests are
-# independent (ephemeral ports, files under tmp_path). `loadfile` keeps a file's tests on one
-# worker: the e2e tests share one `meltano install` of the project's .meltano/.
-exec python -m pytest -n 2 --dist loadfile "$@"
+# Three workers on two cores: part of the suite waits (on `meltano`, on emulated latency), and
+# tests are independent (ephemeral ports, files under tmp_path). `loadfile` keeps a file's
+# tests on one worker: each worker's e2e tests share one `meltano install`.
+exec python -m pytest -n 3 --dist loadfile "$@"

@@ -24,7 +24,7 @@ if t.TYPE_CHECKING:
     from crmphones_emulators import EmulatorServer
 
 #: Examples per dialect and emulator variant: each is two target runs.
-EXAMPLES = int(os.environ.get("CRMPHONES_RERUN_EXAMPLES") or 8)
+EXAMPLES = int(os.environ.get("CRMPHONES_RERUN_EXAMPLES") or 6)
 #: A file to append one line of figures per example to (RELIABILITY.md's table), if set.
 FIGURES = os.environ.get("CRMPHONES_RERUN_FIGURES")
 
