@@ -324,9 +324,9 @@ def test_oauth_settings_are_checked() -> None:
 
 @pytest.mark.slow
 def test_a_real_time_run_outlives_its_token() -> None:
-    """Real time, the one such test: the tap starts with an access token that the emulator
-    lets live 2 s and reads for longer than that (a 100 ms answer time, small pages). The
-    token is refused mid-run, refreshed once, and every phone is read."""
+    """A token's lifetime in real time: the tap starts with an access token that the
+    emulator lets live 2 s and reads for longer than that (a 100 ms answer time, small
+    pages). The token is refused mid-run, refreshed once, and every phone is read."""
     app = OutreachApp(records=300, parents=150, seed=3, token=FIXED, client_secret=CLIENT_SECRET,
                       refresh_token=REFRESH, fixed_token_lifetime=2.0)
     with EmulatorServer(app, faults=Faults(latency_ms=100)) as running:
