@@ -24,7 +24,7 @@ if t.TYPE_CHECKING:
 
 
 @contextlib.contextmanager
-def _process_state_restored() -> Iterator[None]:
+def process_state_restored() -> Iterator[None]:
     """Put back what a plugin's CLI changes for the whole process: each access to the SDK's
     ``cli`` adds a root logging handler (bound to the ``sys.stderr`` of that moment) and sets
     the root level; its command captures warnings into logging, adds a warnings filter and
@@ -60,7 +60,7 @@ def run_entry_point(main: t.Callable[[], None], argv: list[str], cwd: pathlib.Pa
     ``sys.excepthook`` (the SDK's, which logs it with its traceback) and exits 1."""
     out, err = io.StringIO(), io.StringIO()
     before = set(threading.enumerate())
-    with _process_state_restored(), contextlib.chdir(cwd), \
+    with process_state_restored(), contextlib.chdir(cwd), \
             contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         saved_argv, sys.argv = sys.argv, argv
         try:

@@ -24,7 +24,7 @@ from crmphones.http import AbortedError, AmbiguousWriteError
 from crmphones.plan import PlannedWrite, phone_key, plan_writes
 from crmphones.records import Outcome, Owner, PhoneRecord, WriteResult
 from target_crmphones.intake import Intake, wanted_phones
-from target_crmphones.report import build_report, to_markdown, write_report
+from target_crmphones.report import OUTCOMES, build_report, to_markdown, write_report
 from target_crmphones.staging import Staging, intake_table
 
 if t.TYPE_CHECKING:
@@ -507,8 +507,7 @@ class Load:
                         report["files"]["markdown"], report["files"]["csv"])
         else:
             logger.info("run report:\n%s", to_markdown(report))
-        accounted = sum(counts[k] for k in ("created", "updated", "unchanged", "merged",
-                                            "rejected", "filtered"))
+        accounted = sum(counts[k] for k in OUTCOMES)
         if accounted != counts["received"]:
             logger.error("accounting mismatch: %d received, %d accounted for",
                          counts["received"], accounted)

@@ -10,13 +10,15 @@ import json
 import pathlib
 import typing as t
 
+from crmphones.records import Outcome
+
 if t.TYPE_CHECKING:
     from target_crmphones.staging import Staging
 
 __all__ = ["RunReport", "write_report"]
 
 #: Every record received ends in one of these (``filtered``: a stream map dropped it).
-OUTCOMES = ("created", "updated", "unchanged", "merged", "rejected", "filtered")
+OUTCOMES = (*(outcome.value for outcome in Outcome), "filtered")
 _SAMPLE = 10  # rows per action in the Markdown sample
 
 

@@ -32,7 +32,6 @@ _SHOWN = 300  # characters of a read error quoted in the run's one-line message
 _READ_ERRORS = (OSError, EOFError, ValueError)
 
 
-
 class PhoneSink(BatchSink):
     """Any stream of phone records, canonical or close to it."""
 

@@ -17,6 +17,8 @@ import typing as t
 import duckdb
 import pyarrow as pa
 
+from crmphones.records import Outcome
+
 # Each Arrow table here lives for one insert: Arrow's buffers come from the C allocator, which
 # reuses what they freed (ARROW_DEFAULT_MEMORY_POOL, set in the package's __init__).
 
@@ -234,7 +236,7 @@ class Staging:
             [self.run_id],
         ).fetchall()
         counts = {"received": (received[0] if received else 0) + filtered}
-        counts.update({k: 0 for k in ("created", "updated", "unchanged", "merged", "rejected")})
+        counts.update({outcome.value: 0 for outcome in Outcome})
         counts.update(dict(rows))
         counts["filtered"] = filtered
         return counts

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import typing as t
 from collections import Counter
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from crmphones_emulators.outreach import OutreachApp
 from crmphones_emulators.ticketevolution import TicketEvolutionApp
 from target_crmphones.target import TargetCRMPhones
 from target_crmphones.target import main as target_main
-from tests.entry_points import run_entry_point
+from tests.entry_points import process_state_restored, run_entry_point
 
 TOKEN = "reliability-token-s3cr3t"
 SECRET = "reliability-secret-s3cr3t"
@@ -167,18 +168,36 @@ def run_target(config: dict[str, t.Any], lines: list[str], workdir: pathlib.Path
                           cwd=workdir)
 
 
-def clean_view(dialect: str, lines: list[str], workdir: pathlib.Path, **settings: t.Any
-               ) -> list[tuple]:
-    """The destination after one clean run of `lines`: what every other run must reach."""
-    server = serve(dialect)
-    try:
-        config = {**DESTINATIONS[dialect].settings(server.url),
-                  "staging_path": str(workdir / "clean.duckdb"), **settings}
-        result = run_target(config, lines, workdir)
-        assert result.returncode == 0, result.stderr[-3000:]
-        return DESTINATIONS[dialect].view(server.app.snapshot())
-    finally:
-        server.stop()
+def writes_sent(server: EmulatorServer) -> int:
+    """Requests that could change the account (POST, PUT, PATCH) the emulator has received."""
+    return sum(1 for r in server.requests if r.method in ("POST", "PUT", "PATCH"))
+
+
+def killed_among_writes(config: dict[str, t.Any], lines: list[str], workdir: pathlib.Path,
+                        server: EmulatorServer, writes: int) -> list[str]:
+    """target-crmphones as Meltano runs it (a subprocess fed ``lines``), killed with SIGKILL
+    once ``writes`` more of its writes have reached ``server`` (or once it ended by itself):
+    the lines it printed."""
+    config_file = workdir / "target.json"
+    config_file.write_text(json.dumps(config))
+    before = writes_sent(server)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=workdir,
+        text=True)
+    assert process.stdin is not None
+    assert process.stdout is not None
+    process.stdin.write("\n".join(lines) + "\n")
+    process.stdin.close()
+    deadline = time.monotonic() + 60
+    while writes_sent(server) - before < writes and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    printed = process.stdout.read().splitlines()
+    process.wait(timeout=60)
+    process.stdout.close()
+    return printed
 
 
 def run_counts(staging_path: str) -> list[dict[str, int]]:
@@ -192,37 +211,35 @@ def run_counts(staging_path: str) -> list[dict[str, int]]:
 
 def run_in_process(config: dict[str, t.Any], lines: list[str]) -> None:
     """One target run as Meltano's would be, in this process: the SDK's reader, sinks,
-    batches of ``batch_size_rows`` and STATE handling; its STATE output dropped."""
-    target = TargetCRMPhones(config=config, validate_config=True)
-    with contextlib.redirect_stdout(io.StringIO()):
-        target.listen(file_input=io.StringIO("\n".join(lines) + "\n"))
+    batches of ``batch_size_rows`` and STATE handling; its STATE output dropped, its failure
+    raised."""
+    _, error = run_here(config, lines)
+    if error is not None:
+        raise error
 
 
 def run_here(config: dict[str, t.Any], lines: list[str]) -> tuple[list[dict[str, t.Any]],
                                                                 Exception | None]:
-    """One target run in this process, as `run_in_process`, for runs that are not about the
-    process: the states it passed on (a target prints each as a line of JSON), and the error
-    it failed with (None when it finished; the CLI prints that error's text as its last line
-    and exits non-zero). The SIGTERM and SIGINT handlers it installs are put back afterwards."""
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    """One target run in this process, for runs that are not about the process: the states
+    it passed on (a target prints each as a line of JSON), and the error it failed with (None
+    when it finished; the CLI prints that error's text as its last line and exits non-zero).
+    What it changes for the whole process (its signal handlers) is put back afterwards."""
     out = io.StringIO()
     error: Exception | None = None
-    try:
-        target = TargetCRMPhones(config=config, validate_config=True)
-        with contextlib.redirect_stdout(out):
-            target.listen(file_input=io.StringIO("\n".join(lines) + "\n"))
-    except Exception as exc:  # the run's failure is what the caller asserts on
-        error = exc
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+    with process_state_restored():
+        try:
+            target = TargetCRMPhones(config=config, validate_config=True)
+            with contextlib.redirect_stdout(out):
+                target.listen(file_input=io.StringIO("\n".join(lines) + "\n"))
+        except Exception as exc:  # the run's failure is what the caller asserts on
+            error = exc
     return [json.loads(line) for line in out.getvalue().splitlines() if line.strip()], error
 
 
-def clean_view_here(dialect: str, lines: list[str], folder: pathlib.Path, **settings: t.Any
-                    ) -> list[tuple]:
-    """`clean_view` with the clean run in this process: the reference a test compares with,
-    not the subject of the test."""
+def clean_view(dialect: str, lines: list[str], folder: pathlib.Path, **settings: t.Any
+               ) -> list[tuple]:
+    """The destination after one clean run of `lines`, in this process: what every other run
+    must reach (the reference a test compares with, not the subject of the test)."""
     server = serve(dialect)
     try:
         config = {**DESTINATIONS[dialect].settings(server.url), "report_dir": "",

@@ -9,12 +9,7 @@ process) run in-process."""
 
 from __future__ import annotations
 
-import json
 import random
-import signal
-import subprocess
-import sys
-import time
 import typing as t
 
 import pytest
@@ -22,11 +17,13 @@ import pytest
 from crmphones_emulators import Faults
 from tests.reliability.conftest import (
     DESTINATIONS,
-    clean_view_here,
+    clean_view,
+    killed_among_writes,
     run_counts,
     run_here,
     serve,
     singer_input,
+    writes_sent,
 )
 
 if t.TYPE_CHECKING:
@@ -40,46 +37,27 @@ KILLS = 3  # per dialect: 12 in all, each landing among the writes (asserted bel
 KILL_AFTER = 16
 
 
-def _writes(server: t.Any) -> int:
-    return sum(1 for r in server.requests if r.method in ("POST", "PUT", "PATCH"))
-
-
 @pytest.mark.parametrize("dialect", list(DESTINATIONS))
 def test_sigkill_then_rerun_ends_as_one_clean_run(dialect: str, workdir: pathlib.Path) -> None:
     lines = singer_input(dialect, RECORDS, seed=9)
-    expected = clean_view_here(dialect, lines, workdir)
+    expected = clean_view(dialect, lines, workdir)
     view = DESTINATIONS[dialect].view
     # Slow enough to be caught mid-write with max_concurrency (8) requests in flight.
     server = serve(dialect, faults=Faults(latency_ms=50))
     staging = str(workdir / "ledger.duckdb")
-    config_file = workdir / "target.json"
-    config_file.write_text(json.dumps({**DESTINATIONS[dialect].settings(server.url),
-                                       "staging_path": staging}))
+    config = {**DESTINATIONS[dialect].settings(server.url), "staging_path": staging}
     rng = random.Random(f"kills-{dialect}")
     mid_write = 0
     try:
         for _ in range(KILLS):
-            before = _writes(server)
-            process = subprocess.Popen(
-                [sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                cwd=workdir, text=True)
-            assert process.stdin is not None
-            process.stdin.write("\n".join(lines) + "\n")
-            process.stdin.close()
-            after = rng.randint(1, KILL_AFTER)  # a random point among the writes
-            deadline = time.monotonic() + 60
-            while _writes(server) - before < after and process.poll() is None:
-                assert time.monotonic() < deadline
-                time.sleep(0.005)
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=30)
+            before = writes_sent(server)
+            # A random point among the writes.
+            killed_among_writes(config, lines, workdir, server, rng.randint(1, KILL_AFTER))
             state = view(server.app.snapshot())
-            if _writes(server) > before and state != expected:
+            if writes_sent(server) > before and state != expected:
                 mid_write += 1
         server.faults.latency_ms = 0  # the last run is no longer about landing a kill
-        _, error = run_here({**DESTINATIONS[dialect].settings(server.url),
-                             "staging_path": staging}, lines)
+        _, error = run_here(config, lines)
         assert error is None, error
         assert view(server.app.snapshot()) == expected
         # No stray update: the reruns only completed what the killed runs left owed.

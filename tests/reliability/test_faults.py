@@ -19,7 +19,7 @@ from crmphones.clock import FakeClock
 from crmphones_emulators import Faults
 from tests.reliability.conftest import (
     DESTINATIONS,
-    clean_view_here,
+    clean_view,
     run_counts,
     run_here,
     serve,
@@ -38,7 +38,7 @@ RECORDS = 500
 def test_load_under_faults_matches_a_clean_run(dialect: str, workdir: pathlib.Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     lines = singer_input(dialect, RECORDS)
-    expected = clean_view_here(dialect, lines, workdir)
+    expected = clean_view(dialect, lines, workdir)
     assert expected, "the clean run wrote nothing to compare with"
     # One simulated clock for the client (its pauses and backoffs) and the emulator's quota.
     clock = FakeClock()

@@ -20,7 +20,7 @@ from crmphones.clock import FakeClock
 from crmphones.errors import WritesGivenUpError
 from tests.reliability.conftest import (
     DESTINATIONS,
-    clean_view_here,
+    clean_view,
     run_counts,
     run_here,
     serve,
@@ -53,7 +53,7 @@ def test_a_given_up_write_holds_the_bookmark_back(dialect: str, workdir: pathlib
     monkeypatch.setattr("crmphones.clock.DEFAULT_CLOCK", clock)
     lines = singer_input(dialect, RECORDS, seed=9, state_every=EVERY)
     # Batches as small as the runs' below: a batch decides which record wins a slot (Activix).
-    expected = clean_view_here(dialect, lines, workdir, batch_size_rows=EVERY)
+    expected = clean_view(dialect, lines, workdir, batch_size_rows=EVERY)
     failing = _number_of(dialect, expected[len(expected) // 2])
     server = serve(dialect)
     server.faults.fail_writes_containing = failing

@@ -22,7 +22,14 @@ from crmphones.http import RetryPolicy
 from crmphones.settings import dialect_for
 from crmphones_emulators import Faults
 from target_crmphones.loader import NOT_SENT_STOPPED, Load
-from tests.reliability.conftest import DESTINATIONS, clean_view_here, run_here, serve, singer_input
+from tests.reliability.conftest import (
+    DESTINATIONS,
+    clean_view,
+    run_here,
+    serve,
+    singer_input,
+    writes_sent,
+)
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -41,10 +48,6 @@ class Stopped:
     stderr: str
     #: The writes the emulator had not answered yet when the process had exited.
     unanswered: int
-
-
-def _writes(server: t.Any) -> int:
-    return sum(1 for r in server.requests if r.method in ("POST", "PUT", "PATCH"))
 
 
 def _from(lines: list[str], bookmark: int) -> list[str]:
@@ -71,7 +74,7 @@ def _signalled(config_file: pathlib.Path, lines: list[str], server: t.Any, workd
                signals: list[int], writes: int = 1) -> Stopped:
     """Run the target, and once `writes` of its writes have reached the emulator send
     `signals`, each after the target has said it took the one before."""
-    before = _writes(server)
+    before = writes_sent(server)
     process = _start(config_file, lines, workdir)
     assert process.stderr is not None and process.stdout is not None
     err: list[str] = []
@@ -86,7 +89,7 @@ def _signalled(config_file: pathlib.Path, lines: list[str], server: t.Any, workd
     reader = threading.Thread(target=read_stderr, daemon=True)
     reader.start()
     deadline = time.monotonic() + 60
-    while _writes(server) - before < writes and process.poll() is None:  # the writes begin
+    while writes_sent(server) - before < writes and process.poll() is None:  # the writes begin
         assert time.monotonic() < deadline
         time.sleep(0.005)
     for n, signum in enumerate(signals):
@@ -157,7 +160,7 @@ def test_a_signal_stops_cleanly_and_the_next_run_completes(
     """The stops are real processes signalled; the clean run and the run after the stops
     (resuming from the ledger, not about the process) run in-process."""
     lines = singer_input(dialect, RECORDS, seed=12, state_every=EVERY)
-    expected = clean_view_here(dialect, lines, workdir, batch_size_rows=EVERY)
+    expected = clean_view(dialect, lines, workdir, batch_size_rows=EVERY)
     # Slow enough that a signal lands while max_concurrency writes are in flight.
     server = serve(dialect, faults=Faults(latency_ms=25))
     staging = str(workdir / "ledger.duckdb")
@@ -196,7 +199,7 @@ def test_a_second_signal_stops_at_once(workdir: pathlib.Path) -> None:
     proof is the emulator's log: when the process has exited, none of the writes in flight
     has been answered yet (waiting for them would have seen them answered)."""
     lines = singer_input("outreach", RECORDS, seed=12, state_every=EVERY)
-    expected = clean_view_here("outreach", lines, workdir, batch_size_rows=EVERY)
+    expected = clean_view("outreach", lines, workdir, batch_size_rows=EVERY)
     # Writes answered after 3 s: the first signal would wait for them, the second does not.
     server = serve("outreach", faults=Faults(latency_ms=3000))
     staging = str(workdir / "ledger.duckdb")
@@ -212,7 +215,7 @@ def test_a_second_signal_stops_at_once(workdir: pathlib.Path) -> None:
         assert "Traceback" not in stopped.stderr
         last = stopped.stderr.strip().splitlines()[-1]
         assert "stopped at once by a second SIGINT" in last
-        assert stopped.unanswered == _writes(server) >= 8, (
+        assert stopped.unanswered == writes_sent(server) >= 8, (
             "the second signal waited for the writes in flight")
         run = _last_run(staging)
         assert run["status"] == "interrupted"
@@ -242,7 +245,7 @@ def test_a_failed_run_ends_its_row(workdir: pathlib.Path) -> None:
     try:
         process = _start(config_file, lines, workdir)
         deadline = time.monotonic() + 60
-        while _writes(server) < 40 and process.poll() is None:
+        while writes_sent(server) < 40 and process.poll() is None:
             assert time.monotonic() < deadline
             time.sleep(0.005)
         server.app.configure({"token": "revoked"})

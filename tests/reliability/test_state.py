@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 import random
-import signal
-import subprocess
-import sys
-import time
 import typing as t
 
 import duckdb
 
 from crmphones_emulators import Faults
-from tests.reliability.conftest import DESTINATIONS, run_here, serve, singer_input
+from tests.reliability.conftest import (
+    DESTINATIONS,
+    killed_among_writes,
+    run_here,
+    serve,
+    singer_input,
+)
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -35,10 +37,6 @@ KILLS = 2
 #: A kill comes once 1 to this many of the run's writes reached the emulator: among the
 #: writes, where a STATE printed too early would cover one not yet written.
 KILL_AFTER = 60
-
-
-def _writes(server: t.Any) -> int:
-    return sum(1 for r in server.requests if r.method in ("POST", "PUT", "PATCH"))
 
 
 def _settled(staging: pathlib.Path) -> int:
@@ -62,26 +60,8 @@ def test_no_printed_state_covers_an_unwritten_record(workdir: pathlib.Path) -> N
                 printed, error = run_here(config, lines)
                 assert error is None, error
             else:  # pull the plug at a random point among the writes
-                config_file = workdir / "target.json"
-                config_file.write_text(json.dumps(config))
-                before = _writes(server)
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                    cwd=workdir, text=True)
-                assert process.stdin is not None
-                assert process.stdout is not None
-                process.stdin.write("\n".join(lines) + "\n")
-                process.stdin.close()
-                after = rng.randint(1, KILL_AFTER)
-                deadline = time.monotonic() + 60
-                while _writes(server) - before < after and process.poll() is None:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.005)
-                process.send_signal(signal.SIGKILL)
-                rest = process.stdout.read().splitlines()
-                process.wait(timeout=60)
-                process.stdout.close()
+                rest = killed_among_writes(config, lines, workdir, server,
+                                           rng.randint(1, KILL_AFTER))
                 printed = [json.loads(line) for line in rest if line.strip()]
             if not printed:
                 continue

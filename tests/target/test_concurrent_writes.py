@@ -17,7 +17,7 @@ import pytest
 
 from crmphones_emulators import Faults
 from tests.conftest import in_flight_at_once
-from tests.reliability.conftest import DESTINATIONS, run_counts, serve, singer_input
+from tests.reliability.conftest import DESTINATIONS, clean_view, run_counts, serve, singer_input
 from tests.target.conftest import TargetRunner
 
 if t.TYPE_CHECKING:
@@ -67,18 +67,6 @@ def _requests(server: EmulatorServer) -> list[LoggedRequest]:
 
 def _writes(server: EmulatorServer) -> list[float]:
     return sorted(r.at for r in server.requests if r.method in ("POST", "PUT", "PATCH"))
-
-
-def _clean_view(dialect: str, lines: list[str], workdir: pathlib.Path) -> list[tuple]:
-    """The destination after one clean run of `lines`: what the rerun must reach."""
-    server = serve(dialect)
-    try:
-        config = {**DESTINATIONS[dialect].settings(server.url),
-                  "staging_path": str(workdir / "clean.duckdb")}
-        TargetRunner(workdir).run(config, lines)
-        return DESTINATIONS[dialect].view(server.app.snapshot())
-    finally:
-        server.stop()
 
 
 def _load(dialect: str, concurrency: int, workdir: pathlib.Path) -> tuple[EmulatorServer, str]:
@@ -170,7 +158,7 @@ def test_killed_during_parallel_writes_then_rerun_ends_as_a_clean_run(
     clean run and the rerun run the entry point in this process."""
     dialect = "outreach"
     lines = singer_input(dialect, RECORDS, seed=13)
-    expected = _clean_view(dialect, lines, tmp_path)
+    expected = clean_view(dialect, lines, tmp_path)
     server = serve(dialect, faults=Faults(latency_ms=25))
     staging = str(tmp_path / "ledger.duckdb")
     config = {**DESTINATIONS[dialect].settings(server.url), "staging_path": staging,
