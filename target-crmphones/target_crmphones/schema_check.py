@@ -55,6 +55,15 @@ _TYPES: dict[str, Predicate] = {
     "object": lambda v: isinstance(v, dict),
     "array": lambda v: isinstance(v, list),
 }
+#: The types a value's class alone decides, as ``_TYPES`` reads them: a field of only these
+#: is checked by one ``isinstance``.
+_CLASSES: dict[str, tuple[type, ...]] = {
+    "string": (str, datetime.date, datetime.time),
+    "boolean": (bool,),
+    "null": (type(None),),
+    "object": (dict,),
+    "array": (list,),
+}
 
 #: The SDK's validator, reading parsed date-times as strings; formats unchecked, as the SDK's
 #: default.
@@ -101,14 +110,7 @@ def _compile(schema: t.Any) -> Predicate | None:
         names = [schema["type"]] if isinstance(schema["type"], str) else schema["type"]
         if not isinstance(names, list) or not all(n in _TYPES for n in names):
             return None
-        types = tuple(_TYPES[n] for n in names)
-        if len(types) == 1:
-            checks.append(types[0])
-        elif len(types) == 2:  # the common nullable field, without a generator
-            first, second = types
-            checks.append(lambda v: first(v) or second(v))
-        else:
-            checks.append(lambda v: any(is_type(v) for is_type in types))
+        checks.append(_type_check(names))
     if "enum" in schema:
         allowed = schema["enum"]
         if not isinstance(allowed, list) or not all(isinstance(a, str) or a is None
@@ -124,7 +126,19 @@ def _compile(schema: t.Any) -> Predicate | None:
         checks.append(shape)
     if len(checks) == 1:
         return checks[0]
+    if len(checks) == 2:  # a type and one other keyword, the common case, without a generator
+        first, second = checks
+        return lambda v: first(v) and second(v)
     return lambda v: all(check(v) for check in checks)
+
+
+def _type_check(names: list[str]) -> Predicate:
+    """A predicate for ``type``: the value is of one of these JSON types."""
+    if all(name in _CLASSES for name in names):
+        classes = tuple(cls for name in names for cls in _CLASSES[name])
+        return lambda v: isinstance(v, classes)
+    types = tuple(_TYPES[name] for name in names)
+    return lambda v: any(is_type(v) for is_type in types)
 
 
 def _compile_object(schema: dict[str, t.Any]) -> Predicate | None:
