@@ -36,7 +36,7 @@ _ANY: Predicate = _any
 
 
 def _is_text(value: t.Any) -> bool:
-    # The SDK hands a sink its date-time fields already parsed: they count as the text they were.
+    # A parquet BATCH file's timestamps come parsed: they count as the text they were.
     return isinstance(value, str | datetime.date | datetime.time)
 
 
@@ -65,8 +65,8 @@ _CLASSES: dict[str, tuple[type, ...]] = {
     "array": (list,),
 }
 
-#: The SDK's validator, reading parsed date-times as strings; formats unchecked, as the SDK's
-#: default.
+#: The SDK's validator, reading parsed date-times as strings (``_is_text``); formats
+#: unchecked, as the SDK's default.
 _Validator = jsonschema.validators.extend(
     DEFAULT_JSONSCHEMA_VALIDATOR,
     type_checker=DEFAULT_JSONSCHEMA_VALIDATOR.TYPE_CHECKER.redefine(

@@ -19,6 +19,7 @@ from target_crmphones.staging import intake_table
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from singer_sdk import Target
     from singer_sdk.helpers._batch import BaseBatchFileEncoding
 
     from target_crmphones.loader import Load
@@ -27,6 +28,8 @@ if t.TYPE_CHECKING:
 _JSONL, _PARQUET = "jsonl", "parquet"
 _PLAIN = (None, "", "none")
 _SHOWN = 300  # characters of a read error quoted in the run's one-line message
+#: The string formats whose values the SDK parses before a sink sees a record.
+_DATE_FORMATS = frozenset(("date-time", "date", "time"))
 #: What reading a file raises when it is missing, truncated, not gzip, not JSON lines or not
 #: parquet (pyarrow's errors are ``ValueError`` and ``OSError``).
 _READ_ERRORS = (OSError, EOFError, ValueError)
@@ -40,6 +43,12 @@ class PhoneSink(BatchSink):
     load: Load
     #: While the SDK reads a BATCH file: the records it has handed over so far.
     _reading: list[t.Any] | None = None
+
+    def __init__(self, target: Target, stream_name: str, schema: dict,
+                 key_properties: t.Sequence[str] | None) -> None:
+        """A sink of the stream's SCHEMA, its dates taken as the text they are
+        (``dates_as_text``); ``original_schema`` keeps the SCHEMA as it came."""
+        super().__init__(target, stream_name, dates_as_text(schema), key_properties)
 
     def get_validator(self) -> None:
         """None: the SDK's own validation would log a traceback for a record that does not
@@ -138,6 +147,22 @@ class PhoneSink(BatchSink):
         finally:
             self._reading = None
         return read
+
+
+def dates_as_text(schema: t.Any) -> t.Any:
+    """``schema`` without its ``date-time``, ``date`` and ``time`` formats.
+
+    The SDK parses such fields' values before a sink sees a record, and stops the run at the
+    first it cannot read (a CSV tap's empty cell, a word): the target writes no timestamp to a
+    CRM, and stages each record as it came. Formats are not checked (``validate_records``
+    checks types, as the SDK's default does), so records are checked as before.
+    """
+    if isinstance(schema, dict):
+        return {key: dates_as_text(value) for key, value in schema.items()
+                if not (key == "format" and isinstance(value, str) and value in _DATE_FORMATS)}
+    if isinstance(schema, list):
+        return [dates_as_text(value) for value in schema]
+    return schema
 
 
 def check_encoding(encoding: BaseBatchFileEncoding) -> None:
