@@ -19,7 +19,6 @@ import os
 import pathlib
 import sys
 import tempfile
-import typing as t
 
 import orjson
 from singer_sdk import Target
@@ -37,7 +36,9 @@ class _Reader(SingerReader):
 
 
 class _Sink(BatchSink):
-    normalizer: str | None = None
+    def setup(self) -> None:
+        self.normalizer = self.config.get("normalizer")
+        phones.use_backend(self.normalizer)
 
     def get_validator(self) -> None:
         return None
@@ -59,11 +60,6 @@ class FloorTarget(Target):
     message_reader_class = _Reader
     config_jsonschema = th.PropertiesList(
         th.Property("normalizer", th.StringType(nullable=True))).to_dict()
-
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
-        _Sink.normalizer = self.config.get("normalizer")
-        phones.use_backend(_Sink.normalizer)
 
 
 def floor_run(path: pathlib.Path, normalizer: str | None) -> cpu.Held:

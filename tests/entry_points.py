@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import signal
 import subprocess
@@ -17,6 +18,8 @@ import threading
 import traceback
 import typing as t
 import warnings
+
+from target_crmphones.target import main as target_main
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -87,3 +90,24 @@ def run_entry_point(main: t.Callable[[], None], argv: list[str], cwd: pathlib.Pa
         th.join(timeout=10)
     assert not [th for th in left if th.is_alive()], f"threads left running: {left}"
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+def run_target(config: dict[str, t.Any], lines: list[str], workdir: pathlib.Path, *,
+               in_process: bool = True) -> subprocess.CompletedProcess[str]:
+    """target-crmphones's console entry point with ``config`` (``workdir/target.json``), fed
+    Singer lines: its exit code, stdout (the STATE lines) and stderr (the log and the one-line
+    errors). In this process by default (``run_entry_point``; its input comes through
+    ``--input``, since the SDK's reader binds ``sys.stdin`` when it is imported);
+    ``in_process=False`` runs it as Meltano does, a subprocess fed on stdin, for tests about
+    the process itself or everything it writes anywhere."""
+    config_file = workdir / "target.json"
+    config_file.write_text(json.dumps(config))
+    text = "\n".join(lines) + "\n"
+    if in_process:
+        input_file = workdir / "target-input.jsonl"
+        input_file.write_text(text)
+        argv = ["target-crmphones", "--config", str(config_file), "--input", str(input_file)]
+        return run_entry_point(target_main, argv, workdir)
+    return subprocess.run([sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
+                          input=text, capture_output=True, text=True, timeout=600, check=False,
+                          cwd=workdir)

@@ -35,9 +35,19 @@ def _any(_: t.Any) -> bool:
 _ANY: Predicate = _any
 
 
-def _is_text(value: t.Any) -> bool:
-    # A parquet BATCH file's timestamps come parsed: they count as the text they were.
-    return isinstance(value, str | datetime.date | datetime.time)
+#: The JSON types a value's class alone decides. A parquet BATCH file's timestamps come
+#: parsed: they count as the text they were.
+_CLASSES: dict[str, tuple[type, ...]] = {
+    "string": (str, datetime.date, datetime.time),
+    "boolean": (bool,),
+    "null": (type(None),),
+    "object": (dict,),
+    "array": (list,),
+}
+
+
+def _instance_of(classes: tuple[type, ...]) -> Predicate:
+    return lambda v: isinstance(v, classes)
 
 
 def _is_integer(value: t.Any) -> bool:
@@ -47,30 +57,17 @@ def _is_integer(value: t.Any) -> bool:
 
 
 _TYPES: dict[str, Predicate] = {
-    "string": _is_text,
+    **{name: _instance_of(classes) for name, classes in _CLASSES.items()},
     "integer": _is_integer,
     "number": lambda v: isinstance(v, numbers.Number) and not isinstance(v, bool | complex),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-}
-#: The types a value's class alone decides, as ``_TYPES`` reads them: a field of only these
-#: is checked by one ``isinstance``.
-_CLASSES: dict[str, tuple[type, ...]] = {
-    "string": (str, datetime.date, datetime.time),
-    "boolean": (bool,),
-    "null": (type(None),),
-    "object": (dict,),
-    "array": (list,),
 }
 
-#: The SDK's validator, reading parsed date-times as strings (``_is_text``); formats
+#: The SDK's validator, reading parsed date-times as strings (``_CLASSES``); formats
 #: unchecked, as the SDK's default.
 _Validator = jsonschema.validators.extend(
     DEFAULT_JSONSCHEMA_VALIDATOR,
     type_checker=DEFAULT_JSONSCHEMA_VALIDATOR.TYPE_CHECKER.redefine(
-        "string", lambda _checker, value: _is_text(value)))
+        "string", lambda _checker, value: _TYPES["string"](value)))
 
 
 class SchemaCheck:
@@ -134,9 +131,8 @@ def _compile(schema: t.Any) -> Predicate | None:
 
 def _type_check(names: list[str]) -> Predicate:
     """A predicate for ``type``: the value is of one of these JSON types."""
-    if all(name in _CLASSES for name in names):
-        classes = tuple(cls for name in names for cls in _CLASSES[name])
-        return lambda v: isinstance(v, classes)
+    if all(name in _CLASSES for name in names):  # one isinstance for them all
+        return _instance_of(tuple(cls for name in names for cls in _CLASSES[name]))
     types = tuple(_TYPES[name] for name in names)
     return lambda v: any(is_type(v) for is_type in types)
 

@@ -47,8 +47,8 @@ class PhoneSink(BatchSink):
     def __init__(self, target: Target, stream_name: str, schema: dict,
                  key_properties: t.Sequence[str] | None) -> None:
         """A sink of the stream's SCHEMA, its dates taken as the text they are
-        (``dates_as_text``); ``original_schema`` keeps the SCHEMA as it came."""
-        super().__init__(target, stream_name, dates_as_text(schema), key_properties)
+        (``_dates_as_text``); ``original_schema`` keeps the SCHEMA as it came."""
+        super().__init__(target, stream_name, _dates_as_text(schema), key_properties)
 
     def get_validator(self) -> None:
         """None: the SDK's own validation would log a traceback for a record that does not
@@ -149,7 +149,7 @@ class PhoneSink(BatchSink):
         return read
 
 
-def dates_as_text(schema: t.Any) -> t.Any:
+def _dates_as_text(schema: t.Any) -> t.Any:
     """``schema`` without its ``date-time``, ``date`` and ``time`` formats.
 
     The SDK parses such fields' values before a sink sees a record, and stops the run at the
@@ -158,10 +158,10 @@ def dates_as_text(schema: t.Any) -> t.Any:
     checks types, as the SDK's default does), so records are checked as before.
     """
     if isinstance(schema, dict):
-        return {key: dates_as_text(value) for key, value in schema.items()
+        return {key: _dates_as_text(value) for key, value in schema.items()
                 if not (key == "format" and isinstance(value, str) and value in _DATE_FORMATS)}
     if isinstance(schema, list):
-        return [dates_as_text(value) for value in schema]
+        return [_dates_as_text(value) for value in schema]
     return schema
 
 

@@ -33,8 +33,7 @@ from crmphones_emulators.onedegree import OneDegreeApp
 from crmphones_emulators.outreach import OutreachApp
 from crmphones_emulators.ticketevolution import TicketEvolutionApp
 from target_crmphones.target import TargetCRMPhones
-from target_crmphones.target import main as target_main
-from tests.entry_points import process_state_restored, run_entry_point
+from tests.entry_points import process_state_restored
 
 TOKEN = "reliability-token-s3cr3t"
 SECRET = "reliability-secret-s3cr3t"
@@ -147,25 +146,6 @@ def singer_input(dialect: str, records: int, seed: int = 5, state_every: int = 0
 def serve(dialect: str, faults: Faults | None = None, **app_options: t.Any) -> EmulatorServer:
     """A started emulator of a destination account: empty unless ``records`` seeds phones."""
     return EmulatorServer(DESTINATIONS[dialect].build(**app_options), faults=faults).start()
-
-
-def run_target(config: dict[str, t.Any], lines: list[str], workdir: pathlib.Path, *,
-               in_process: bool = True) -> subprocess.CompletedProcess[str]:
-    """target-crmphones's console entry point fed Singer lines: its exit code, stdout and
-    stderr. In this process by default (``tests/entry_points.py``: the same path from argv to
-    exit code); ``in_process=False`` runs it as Meltano does, a subprocess fed on stdin, for
-    tests about everything the process writes anywhere."""
-    config_file = workdir / "target.json"
-    config_file.write_text(json.dumps(config))
-    text = "\n".join(lines) + "\n"
-    if in_process:
-        input_file = workdir / "target-input.jsonl"
-        input_file.write_text(text)
-        argv = ["target-crmphones", "--config", str(config_file), "--input", str(input_file)]
-        return run_entry_point(target_main, argv, workdir)
-    return subprocess.run([sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
-                          input=text, capture_output=True, text=True, timeout=600, check=False,
-                          cwd=workdir)
 
 
 def writes_sent(server: EmulatorServer) -> int:

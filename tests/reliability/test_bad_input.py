@@ -17,6 +17,7 @@ from crmphones.dialects import get_dialect
 from crmphones.settings import dialect_for
 from target_crmphones.intake import Intake
 from target_crmphones.loader import Load
+from tests.entry_points import run_target
 from tests.reliability.conftest import DESTINATIONS, serve
 
 _SERVER = serve("outreach")  # one account for every example; lives as long as the module
@@ -69,7 +70,6 @@ def test_every_input_line_is_accounted_for(tmp_path: t.Any) -> None:
 
     import duckdb
 
-    from tests.reliability.conftest import run_target
 
     server = serve("outreach")
     try:
@@ -149,7 +149,6 @@ _PROTOCOL_BREAKS = {
 def test_a_message_that_breaks_the_protocol_ends_in_one_line(name: str, tmp_path: t.Any) -> None:
     import json
 
-    from tests.reliability.conftest import run_target
 
     server = serve("outreach")
     try:
@@ -175,7 +174,6 @@ def test_hostile_records_become_rejects(tmp_path: t.Any) -> None:
 
     import duckdb
 
-    from tests.reliability.conftest import run_target
 
     server = serve("outreach")
     try:
@@ -210,7 +208,6 @@ def test_max_rejected_fraction_fails_a_run_of_garbage(tmp_path: t.Any) -> None:
     """Past the operator's limit the run fails in one line and passes no final STATE."""
     import json
 
-    from tests.reliability.conftest import run_target
 
     server = serve("outreach")
     try:

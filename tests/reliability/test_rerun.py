@@ -9,11 +9,11 @@ import typing as t
 import pytest
 
 from crmphones.dialects import get_dialect
+from tests.entry_points import run_target
 from tests.reliability.conftest import (
     DESTINATIONS,
     assert_rerun_writes_nothing,
     run_in_process,
-    run_target,
     serve,
 )
 

@@ -13,7 +13,8 @@ import pytest
 
 from crmphones.dialects import get_dialect
 from crmphones_emulators import Faults
-from tests.reliability.conftest import DESTINATIONS, SECRET, TOKEN, run_target, serve, singer_input
+from tests.entry_points import run_target
+from tests.reliability.conftest import DESTINATIONS, SECRET, TOKEN, serve, singer_input
 
 if t.TYPE_CHECKING:
     import pathlib

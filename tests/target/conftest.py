@@ -1,32 +1,27 @@
 """Helpers to drive the target as Meltano does: its console entry point, fed Singer lines.
 
 By default the entry point (``target_crmphones.target.main``, what ``python -m
-target_crmphones`` and the ``target-crmphones`` script call) runs in this process, with its
-argv, stdout, stderr and working folder set as the subprocess had them, and the process-wide
-state it changes (logging handlers, signal handlers, warnings, ``sys.excepthook``) put back
-after it: the same code path from argv to exit code, in the test's own interpreter. Its
-input comes through ``--input`` (a file holding the lines), since the SDK's reader binds
-``sys.stdin`` when it is imported; ``run(..., in_process=False)`` runs the real subprocess
-fed on stdin, for tests about the process itself (``test_entry_point.py`` holds both ways
-to the same exit code, STATE and log lines).
+target_crmphones`` and the ``target-crmphones`` script call) runs in this process
+(``tests/entry_points.run_target``): the same code path from argv to exit code, in the test's
+own interpreter. ``run(..., in_process=False)`` runs the real subprocess fed on stdin, for
+tests about the process itself (``test_entry_point.py`` holds both ways to the same exit
+code, STATE and log lines).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import typing as t
 
 import duckdb
 import pytest
 
 from tap_crmphones.tap import main as tap_main
-from target_crmphones.target import main as target_main
-from tests.entry_points import run_entry_point
+from tests.entry_points import run_entry_point, run_target
 
 if t.TYPE_CHECKING:
     import pathlib
+    import subprocess
 
 SCHEMA = {"type": "SCHEMA", "stream": "phones", "key_properties": [],
           "schema": {"type": "object", "properties": {}}}
@@ -48,22 +43,9 @@ class TargetRunner:
             ) -> subprocess.CompletedProcess[str]:
         """Feed messages (dicts or raw lines) and return the finished run: its exit code,
         stdout (the STATE lines) and stderr (the log and the one-line errors)."""
-        config_file = self.tmp_path / "target-config.json"
-        config_file.write_text(json.dumps(config))
         lines = [m if isinstance(m, str) else json.dumps(m) for m in messages]
-        text = "\n".join(lines) + "\n"
-        if in_process:
-            input_file = self.tmp_path / "target-input.jsonl"
-            input_file.write_text(text)
-            # The default report_dir is relative: the run's folder is tmp_path, as below.
-            argv = ["target-crmphones", "--config", str(config_file), "--input", str(input_file)]
-            result = run_entry_point(target_main, argv, self.tmp_path)
-        else:
-            result = subprocess.run(
-                [sys.executable, "-m", "target_crmphones", "--config", str(config_file)],
-                input=text, capture_output=True, text=True, timeout=300,
-                check=False, cwd=self.tmp_path,  # default report_dir is relative: keep it here
-            )
+        # The default report_dir is relative: the run's folder is tmp_path.
+        result = run_target(config, lines, self.tmp_path, in_process=in_process)
         if check and result.returncode != 0:
             pytest.fail(f"target failed ({result.returncode}):\n{result.stderr[-4000:]}")
         return result
